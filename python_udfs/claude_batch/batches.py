@@ -1,0 +1,172 @@
+"""The Message Batches API as the pipeline uses it: create, retrieve, find, cancel, download.
+
+No SQL and no prompt knowledge here: requests come in as ready Messages params. The SDK does the
+HTTP (retries with back-off on 408/409/429/5xx and connection errors, honouring ``retry-after``).
+Results are streamed as raw bytes to a file, which DuckDB then parses: the SDK's ``results()``
+iterator builds one Python object per line and is an order of magnitude slower at scale.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import anthropic
+
+log = logging.getLogger(__name__)
+
+# The body is {"requests":[...]}: two bytes between requests, a few around them.
+ENVELOPE_BYTES = 16
+
+
+def request_bytes(request: dict) -> int:
+    return len(json.dumps(request, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def split_requests(
+    requests: Sequence[dict], sizes: Sequence[int], *, max_count: int, max_bytes: int
+) -> list[list[int]]:
+    """Indices of requests per batch, cut at whichever of the count or byte limit binds first."""
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    used = ENVELOPE_BYTES
+    for index, size in enumerate(sizes):
+        if size + ENVELOPE_BYTES > max_bytes:
+            raise ValueError(f"request {requests[index].get('custom_id')!r} alone is {size} bytes, over the batch limit")
+        if current and (len(current) >= max_count or used + size + 1 > max_bytes):
+            chunks.append(current)
+            current, used = [], ENVELOPE_BYTES
+        current.append(index)
+        used += size + 1
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _as_dict(obj: Any) -> dict:
+    return obj.model_dump(mode="json") if hasattr(obj, "model_dump") else dict(obj)
+
+
+def create(client: anthropic.Anthropic, requests: Sequence[dict]) -> dict:
+    """Create one batch. Raises the SDK's errors; the caller decides what an error means for state."""
+    batch = client.messages.batches.create(requests=list(requests))  # type: ignore[arg-type]
+    return _as_dict(batch)
+
+
+def retrieve(client: anthropic.Anthropic, batch_id: str) -> dict:
+    return _as_dict(client.messages.batches.retrieve(batch_id))
+
+
+def cancel(client: anthropic.Anthropic, batch_id: str) -> dict:
+    return _as_dict(client.messages.batches.cancel(batch_id))
+
+
+def parse_time(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def list_since(client: anthropic.Anthropic, since: datetime) -> Iterator[dict]:
+    """Batches created at or after ``since`` (the list is newest first; stop once past it)."""
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=timezone.utc)
+    for batch in client.messages.batches.list(limit=100):
+        data = _as_dict(batch)
+        created = parse_time(data["created_at"])
+        if created is not None and created < since:
+            return
+        yield data
+
+
+def find_candidates(
+    client: anthropic.Anthropic,
+    *,
+    intent_at: datetime,
+    request_count: int,
+    exclude: set[str],
+    skew: timedelta = timedelta(minutes=5),
+) -> list[dict]:
+    """Batches that could be the one a crashed run created: created near the intent, same size,
+    and not already known to us. The Batches API has no metadata field to match on."""
+    return [
+        b
+        for b in list_since(client, intent_at - skew)
+        if b["id"] not in exclude
+        and sum((b.get("request_counts") or {}).values()) == request_count
+    ]
+
+
+def first_custom_id(client: anthropic.Anthropic, batch_id: str) -> str | None:
+    """custom_id of the first result line: enough to tell whose batch an ended batch is."""
+    with client.messages.batches.with_streaming_response.results(batch_id) as response:
+        for line in response.iter_lines():
+            if line.strip():
+                return json.loads(line).get("custom_id")
+    return None
+
+
+class IncompleteResultsError(RuntimeError):
+    pass
+
+
+def download_results(
+    client: anthropic.Anthropic,
+    batch_id: str,
+    dest: Path,
+    *,
+    expected_lines: int | None = None,
+    attempts: int = 4,
+    backoff_s: float = 0.5,
+) -> Path:
+    """Stream a batch's results to ``dest`` and check they are whole, retrying a cut stream.
+
+    Results stay downloadable for 29 days, so downloading again is always safe.
+    """
+    last_error: Exception | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            with client.messages.batches.with_streaming_response.results(batch_id) as response:
+                with open(dest, "wb") as fh:
+                    for chunk in response.iter_bytes(1 << 20):
+                        fh.write(chunk)
+            lines = _count_complete_lines(dest)
+            if expected_lines is not None and lines != expected_lines:
+                raise IncompleteResultsError(
+                    f"batch {batch_id}: got {lines} result lines, expected {expected_lines}"
+                )
+            return dest
+        except (anthropic.APIConnectionError, IncompleteResultsError, OSError) as exc:
+            last_error = exc
+        except Exception as exc:  # the HTTP layer's own "peer closed connection" errors
+            if "closed" not in str(exc).lower() and "incomplete" not in str(exc).lower():
+                raise
+            last_error = exc
+        log.warning("results download of %s failed (attempt %d/%d): %s", batch_id, attempt, attempts, last_error)
+        time.sleep(backoff_s * attempt)
+    raise IncompleteResultsError(f"could not download whole results of {batch_id}: {last_error}")
+
+
+def _count_complete_lines(path: Path) -> int:
+    """Lines that end with a newline or parse as JSON (the last line may lack a newline)."""
+    count = 0
+    with open(path, "rb") as fh:
+        last = b""
+        for line in fh:
+            if line.endswith(b"\n"):
+                if line.strip():
+                    count += 1
+                last = b""
+            else:
+                last = line
+        if last.strip():
+            try:
+                json.loads(last)
+                count += 1
+            except ValueError:
+                raise IncompleteResultsError(f"{path}: last line is cut") from None
+    return count

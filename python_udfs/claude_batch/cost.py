@@ -1,0 +1,120 @@
+"""What a response cost, what it would have cost without our savings, and whether caching pays.
+
+All figures come from a response's ``usage`` block and the price table in ``catalog``:
+- billed: what the API charges (batch discount for ``service_tier == "batch"``, cache multipliers);
+- naive: the same rows as one real-time, uncached request each, i.e. every input token at the
+  standard input price (cache reads and writes counted as plain input) and output at output price.
+  Packing makes the naive figure a lower bound of a real naive run, which would also repeat the
+  prefix once per row; ``naive_row_usd`` gives that per-row figure where the prefix size is known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from . import catalog, tokens
+
+MTOK = 1_000_000
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    cache_read_tokens: int = 0
+    service_tier: str = "standard"
+
+    @property
+    def total_input_tokens(self) -> int:
+        return self.input_tokens + self.cache_write_5m_tokens + self.cache_write_1h_tokens + self.cache_read_tokens
+
+    @classmethod
+    def from_api(cls, usage: Mapping[str, Any] | None, *, default_tier: str = "standard") -> "Usage":
+        """From a response's usage dict; when the 5m/1h split is absent, writes count as 5 min."""
+        if not usage:
+            return cls(service_tier=default_tier)
+        detail = usage.get("cache_creation") or {}
+        creation = int(usage.get("cache_creation_input_tokens") or 0)
+        w5 = int(detail.get("ephemeral_5m_input_tokens") or 0)
+        w1 = int(detail.get("ephemeral_1h_input_tokens") or 0)
+        if not detail:
+            w5 = creation
+        return cls(
+            input_tokens=int(usage.get("input_tokens") or 0),
+            output_tokens=int(usage.get("output_tokens") or 0),
+            cache_write_5m_tokens=w5,
+            cache_write_1h_tokens=w1,
+            cache_read_tokens=int(usage.get("cache_read_input_tokens") or 0),
+            service_tier=str(usage.get("service_tier") or default_tier),
+        )
+
+
+def billed_usd(model: str, usage: Usage) -> float:
+    info = catalog.model_info(model)
+    rate = catalog.BATCH_DISCOUNT if usage.service_tier == "batch" else 1.0
+    inp = info.input_usd_per_mtok * rate
+    out = info.output_usd_per_mtok * rate
+    return (
+        usage.input_tokens * inp
+        + usage.cache_write_5m_tokens * inp * catalog.CACHE_WRITE_5M
+        + usage.cache_write_1h_tokens * inp * catalog.CACHE_WRITE_1H
+        + usage.cache_read_tokens * inp * catalog.CACHE_READ
+        + usage.output_tokens * out
+    ) / MTOK
+
+
+def naive_usd(model: str, usage: Usage) -> float:
+    """Same tokens at standard price with no cache: the cost without batch and cache savings."""
+    info = catalog.model_info(model)
+    return (usage.total_input_tokens * info.input_usd_per_mtok + usage.output_tokens * info.output_usd_per_mtok) / MTOK
+
+
+def naive_row_usd(model: str, prefix_tokens: int, row_tokens: int, answer_tokens: int) -> float:
+    """One real-time uncached call for one row: the 'no savings at all' baseline."""
+    info = catalog.model_info(model)
+    return ((prefix_tokens + row_tokens) * info.input_usd_per_mtok + answer_tokens * info.output_usd_per_mtok) / MTOK
+
+
+@dataclass(frozen=True)
+class CachePlan:
+    """Whether to mark the shared prefix for caching, and why."""
+
+    prefix_tokens: int
+    min_tokens: int
+    mark: bool
+    message: str | None  # set when the prefix is too short to cache: what a longer one would save
+
+
+def cache_plan(model: str, prefix_tokens: int, *, expected_requests: int, batch: bool, policy: str = "auto") -> CachePlan:
+    """Decide the breakpoint: a prefix below the model's minimum is silently not cached by the API,
+    so marking it buys nothing; we say how far short it is and what caching would save."""
+    info = catalog.model_info(model)
+    minimum = info.min_cacheable_tokens
+    if policy == "never":
+        return CachePlan(prefix_tokens, minimum, False, None)
+    if prefix_tokens >= minimum or policy == "always":
+        return CachePlan(prefix_tokens, minimum, True, None)
+    rate = catalog.BATCH_DISCOUNT if batch else 1.0
+    per_read_saving = info.input_usd_per_mtok * rate * (1 - catalog.CACHE_READ)
+    # With a prefix padded to the minimum (e.g. more few-shot examples), every request after the
+    # first would read it at 10 %; the figure is for the current prefix size, a lower bound.
+    saving = max(expected_requests - 1, 0) * prefix_tokens * per_read_saving / MTOK
+    message = (
+        f"shared prefix is {prefix_tokens} tokens, {minimum - prefix_tokens} short of the "
+        f"{minimum}-token caching minimum of {info.name}: it is not marked for caching. "
+        f"Filling the gap (e.g. with more few-shot examples) would let {max(expected_requests - 1, 0)} "
+        f"request(s) read it from cache and save about ${saving:.4f} on this run's prefix tokens."
+    )
+    return CachePlan(prefix_tokens, minimum, False, message)
+
+
+def prefix_tokens(params: Mapping[str, Any]) -> int:
+    """Tokens of the cacheable prefix of our requests: tools, output format and system."""
+    return (
+        tokens.count_tools(params.get("tools"))
+        + tokens.count_output_format(dict(params))
+        + tokens.count_system(params.get("system"))
+    )

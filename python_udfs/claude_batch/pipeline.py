@@ -1,0 +1,536 @@
+"""One run of a classifier inside a dbt Python model: collect → gather → submit → return the table.
+
+The steps, in order, each safe to interrupt:
+1. reconcile submissions a crashed run left ``submitting`` (find their batch or give them up);
+2. collect: refresh every batch in flight; for each that ended, download and write its results;
+3. gather: an anti-join of the source against results and in-flight items (``StateStore.pending_sql``);
+4. submit: pack, price, cut to the budget and the queue cap, record the intent, create the batches,
+   record their ids (or answer in real time for small increments);
+5. return the rows whose classification changed, so the incremental model holds every result so far.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import anthropic
+
+from . import batches, collect, config as config_mod, cost, packing, prompts
+from . import source as source_rows
+from .client import make_client
+from .config import ClassifierConfig
+from .state import PendingItem, StateStore
+from .warehouse import Warehouse
+
+try:  # dbt's logger puts our lines in the dbt log and console; plain logging outside dbt
+    from dbt.adapters.events.logging import AdapterLogger
+
+    _dbt_log = AdapterLogger("claude_batch")
+except Exception:  # pragma: no cover - dbt is a dependency, but keep the library usable without it
+    _dbt_log = None
+
+_py_log = logging.getLogger("claude_batch")
+
+LOCK_STALE_AFTER_S = 3 * 3600
+
+
+def info(message: str) -> None:
+    if _dbt_log is not None:
+        _dbt_log.info(f"claude_batch: {message}")
+    _py_log.info(message)
+
+
+def warn(message: str) -> None:
+    if _dbt_log is not None:
+        _dbt_log.warning(f"claude_batch: {message}")
+    _py_log.warning(message)
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    classifier: str
+    version: str
+    mode: str
+    dry_run: bool
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(tzinfo=None))
+    source_rows: int = 0
+    pending_texts: int = 0
+    submitted_texts: int = 0
+    submitted_requests: int = 0
+    submitted_batches: int = 0
+    collected_requests: int = 0
+    collected_items: int = 0
+    estimated_usd: float = 0.0
+    billed_usd: float = 0.0
+    naive_usd: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def row(self) -> dict:
+        return {
+            "run_id": self.run_id, "classifier": self.classifier, "version": self.version, "mode": self.mode,
+            "dry_run": self.dry_run, "started_at": self.started_at,
+            "finished_at": datetime.now(timezone.utc).replace(tzinfo=None),
+            "source_rows": self.source_rows, "pending_texts": self.pending_texts,
+            "submitted_texts": self.submitted_texts, "submitted_requests": self.submitted_requests,
+            "submitted_batches": self.submitted_batches, "collected_requests": self.collected_requests,
+            "collected_items": self.collected_items, "estimated_usd": self.estimated_usd,
+            "billed_usd": self.billed_usd, "naive_usd": self.naive_usd, "note": "; ".join(self.notes) or None,
+        }
+
+    def summary(self) -> str:
+        saved = self.naive_usd - self.billed_usd
+        pct = f" ({saved / self.naive_usd:.0%})" if self.naive_usd > 0 else ""
+        return (
+            f"{self.classifier} v{self.version}: collected {self.collected_items} text(s) in {self.collected_requests} "
+            f"request(s), billed ${self.billed_usd:.4f}, naive ${self.naive_usd:.4f}, saved ${saved:.4f}{pct}; "
+            f"submitted {self.submitted_texts} of {self.pending_texts} pending text(s) in {self.submitted_requests} "
+            f"request(s) / {self.submitted_batches} batch(es), estimated ${self.estimated_usd:.4f}"
+            + (" [dry run: nothing sent]" if self.dry_run else "")
+        )
+
+
+def _spec_for(store: StateStore, version: str, current: ClassifierConfig) -> prompts.PromptSpec:
+    """The prompt spec a submission was made with (to check its labels), from the versions table."""
+    if version == current.version:
+        return current.spec
+    import json
+
+    raw = store.wh.scalar(f"SELECT settings_json FROM {store.t['cb_versions']} WHERE version = ? LIMIT 1", [version])
+    if not raw:
+        return current.spec
+    spec = json.loads(raw)["spec"]
+    return prompts.PromptSpec(
+        model=spec["model"],
+        instructions=spec["instructions"],
+        labels=tuple(prompts.Label(**label) for label in spec["labels"]),
+        examples=tuple(prompts.Example(e["text"], tuple(e["labels"])) for e in spec["examples"]),
+        multi_label=spec["multi_label"],
+        output_mode=spec["output_mode"],
+        temperature=spec["temperature"],
+        cache_ttl=spec["cache_ttl"],
+        extra=tuple(tuple(pair) for pair in spec["extra"]),
+    )
+
+
+class Pipeline:
+    """Holds one run's pieces together; ``classify`` below is the public entry point."""
+
+    def __init__(self, cfg: ClassifierConfig, wh: Warehouse, source_sql: str, client: Any | None = None):
+        self.cfg = cfg
+        self.wh = wh
+        self.store = StateStore(wh)
+        self.source_sql = source_sql
+        self._client = client
+        self.run = RunReport(
+            run_id=uuid.uuid4().hex[:16], classifier=cfg.name, version=cfg.version, mode=cfg.mode, dry_run=cfg.dry_run
+        )
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{self.run.run_id}"
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = make_client()
+        return self._client
+
+    # ------------------------------------------------------------------ steps
+    def prepare(self) -> None:
+        source_rows.check_columns(self.wh, self.source_sql, self.cfg)
+        self.store.ensure()
+        self.store.record_version(self.cfg.name, self.cfg.version, self.cfg.spec.model, config_mod.describe(self.cfg))
+        self.rows_sql = source_rows.rows_sql(self.wh, self.source_sql, self.cfg)
+
+    def lock(self) -> None:
+        table = self.store.t["cb_locks"]
+        row = self.wh.fetchall(f"SELECT owner FROM {table} WHERE classifier = ?", [self.cfg.name])
+        stale_after = LOCK_STALE_AFTER_S
+        if row and _owner_is_dead(row[0][0]):
+            stale_after = 0  # the holder died on this machine (e.g. killed): its lock means nothing
+        self.wh.acquire_lock(table, self.cfg.name, self.owner, stale_after)
+
+    def unlock(self) -> None:
+        self.wh.release_lock(self.store.t["cb_locks"], self.cfg.name, self.owner)
+
+    def reconcile(self) -> None:
+        """Submissions left 'submitting' by a crash: adopt the batch the API has, or give them up."""
+        for sub in self.store.open_submissions(self.cfg.name):
+            if sub["status"] != "submitting":
+                continue
+            intent_at = sub["intent_at"].replace(tzinfo=timezone.utc)
+            prefix = sub["submission_key"]
+            exclude = self.store.known_batch_ids()
+            candidates = batches.find_candidates(
+                self.client, intent_at=intent_at, request_count=int(sub["request_count"]), exclude=exclude
+            )
+            mine = []
+            for cand in candidates:
+                if cand["processing_status"] == "ended" and cand.get("results_url"):
+                    first = batches.first_custom_id(self.client, cand["id"])
+                    if first and first.startswith(prefix):
+                        mine = [cand]
+                        break
+                else:
+                    mine.append(cand)
+            if len(mine) == 1:
+                info(f"reconciled submission {prefix}: found batch {mine[0]['id']} created before a crash")
+                self.store.record_submitted(prefix, mine[0])
+                continue
+            age = (datetime.now(timezone.utc) - intent_at).total_seconds()
+            if not mine and age >= self.cfg.reconcile_grace_seconds:
+                self.store.record_abandoned(prefix, "no batch found for this intent: the create call never reached the API")
+                info(f"submission {prefix} never reached the API; its {sub['item_count']} text(s) are pending again")
+            else:
+                warn(
+                    f"submission {prefix} is unresolved ({len(mine)} candidate batch(es), intent {age:.0f}s old); "
+                    "its rows wait for a later run rather than risk paying twice"
+                )
+
+    def collect(self) -> None:
+        subs = [s for s in self.store.open_submissions(self.cfg.name) if s["status"] != "submitting"]
+        if not subs:
+            return
+        started = time.monotonic()
+        running = 0
+        for sub in subs:
+            self._cancel_if_requested(sub)
+            spec = _spec_for(self.store, sub["version"], self.cfg)
+            got = collect.collect_batch(self.store, self.client, sub, spec, classifier=self.cfg.name)
+            if got is None:
+                running += 1
+                continue
+            self.run.collected_requests += got.requests
+            self.run.collected_items += got.items
+            self.run.billed_usd += got.billed_usd
+            self.run.naive_usd += got.naive_usd
+            info(f"collected batch {sub['batch_id']}: {got.items} text(s), billed ${got.billed_usd:.4f}")
+        elapsed = time.monotonic() - started
+        rate = self.run.collected_items / elapsed if elapsed > 0 else 0.0
+        info(
+            f"batches: {len(subs) - running} ended and collected, {running} still processing; "
+            f"{self.run.collected_items} text(s) collected at {rate:,.0f}/s"
+        )
+
+    def _cancel_if_requested(self, sub: dict) -> None:
+        if sub.get("error") == "cancel requested" and sub["status"] in ("in_progress",):
+            try:
+                batches.cancel(self.client, sub["batch_id"])
+                info(f"canceled batch {sub['batch_id']} as requested")
+            except anthropic.APIStatusError as exc:
+                warn(f"cancel of {sub['batch_id']} failed: {exc.status_code} {exc.message}")
+
+    def gather(self) -> list[PendingItem]:
+        accepted = self.store.accepted_versions(self.cfg.name, self.cfg.version, self.cfg.reclassify)
+        sql = self.store.pending_sql(self.rows_sql, self.cfg.version, accepted, self.cfg.max_attempts)
+        rows = self.wh.fetchall(sql)
+        items = [PendingItem(h, t, int(n), int(a), bool(alone)) for h, t, n, a, alone in rows]
+        self.run.pending_texts = len(items)
+        if self.cfg.max_rows_per_run is not None:
+            items = items[: self.cfg.max_rows_per_run]
+        return items
+
+    def submit(self, items: list[PendingItem]) -> None:
+        if not items:
+            info("nothing new to classify")
+            return
+        mode = self.cfg.mode
+        if mode == "auto":
+            mode = "realtime" if len(items) < self.cfg.realtime_threshold else "batch"
+        self.run.mode = mode
+        probe = prompts.build_params(self.cfg.spec, [(1, "")], cache=False)
+        prefix = cost.prefix_tokens(probe)
+        plan = cost.cache_plan(
+            self.cfg.spec.model, prefix, expected_requests=max(1, len(items) // max(self.cfg.pack_size, 1)),
+            batch=mode == "batch", policy=self.cfg.cache,
+        )
+        if plan.message:
+            warn(plan.message)
+        seq = self.store.next_intent_seq(self.cfg.name)
+        _, planned = packing.plan_requests(
+            self.cfg.spec, self.cfg.version, items, seq=seq, pack_size=self.cfg.pack_size,
+            max_pack_tokens=self.cfg.max_pack_tokens, cache=plan.mark,
+        )
+        planned = self._within_budget(planned, prefix, plan.mark, batch=mode == "batch")
+        planned = self._within_queue_cap(planned)
+        if self.cfg.dry_run or not planned:
+            return
+        if mode == "realtime":
+            from . import realtime
+
+            realtime.submit(self, planned, prefix, plan.mark)
+        else:
+            self._submit_batches(planned, prefix, plan.mark)
+
+    def _within_budget(self, planned: list[packing.PlannedRequest], prefix: int, cached: bool, *, batch: bool):
+        estimates = [_estimate_usd(self.cfg.spec.model, p, prefix, cached, first=(i == 0), batch=batch)
+                     for i, p in enumerate(planned)]
+        limit = None
+        if self.cfg.max_usd_per_run is not None:
+            limit = self.cfg.max_usd_per_run
+        if self.cfg.max_usd_per_day is not None:
+            left_today = max(self.cfg.max_usd_per_day - self.store.spent_today_usd(self.cfg.name), 0.0)
+            limit = left_today if limit is None else min(limit, left_today)
+        total = sum(estimates)
+        keep = len(planned)
+        if limit is not None and total > limit:
+            running = 0.0
+            keep = 0
+            for est in estimates:
+                if running + est > limit:
+                    break
+                running += est
+                keep += 1
+            note = (
+                f"budget guard: the pending {len(planned)} request(s) would cost up to ${total:.4f}, over the "
+                f"${limit:.4f} left for this run; submitting {keep} request(s) (${running:.4f}), "
+                f"the other {len(planned) - keep} wait for a later run"
+            )
+            warn(note)
+            self.run.notes.append(note)
+        self.run.estimated_usd = sum(estimates[:keep])
+        verb = "would submit" if self.cfg.dry_run else "submitting"
+        texts = sum(len(p.items) for p in planned[:keep])
+        info(f"estimate: {verb} {texts} text(s) in {keep} request(s), up to ${self.run.estimated_usd:.4f}")
+        if self.cfg.dry_run:
+            self.run.notes.append(f"dry run: {texts} text(s), up to ${self.run.estimated_usd:.4f}")
+        return planned[:keep]
+
+    def _within_queue_cap(self, planned: list[packing.PlannedRequest]):
+        if self.cfg.queue_cap is None:
+            return planned
+        room = max(self.cfg.queue_cap - self.store.in_flight_requests(), 0)
+        if room < len(planned):
+            note = (
+                f"processing-queue cap {self.cfg.queue_cap}: {room} request(s) fit now, "
+                f"{len(planned) - room} wait for a later run"
+            )
+            warn(note)
+            self.run.notes.append(note)
+        return planned[:room]
+
+    def _submit_batches(self, planned: list[packing.PlannedRequest], prefix: int, cached: bool) -> None:
+        bodies = [{"custom_id": p.custom_id, "params": p.params} for p in planned]
+        sizes = [batches.request_bytes(b) for b in bodies]
+        chunks = batches.split_requests(
+            bodies, sizes, max_count=self.cfg.max_requests_per_batch, max_bytes=self.cfg.max_batch_bytes
+        )
+        seq = self.store.next_intent_seq(self.cfg.name)
+        intents = []
+        for n, chunk in enumerate(chunks):
+            chunk_planned = [planned[i] for i in chunk]
+            sub_key = packing.submission_key(self.cfg.version, [it for p in chunk_planned for _, it, _ in p.items], seq + n)
+            for index, p in enumerate(chunk_planned):  # custom_ids carry their submission key
+                p.custom_id = packing.custom_id(sub_key, index)
+                bodies[chunk[index]]["custom_id"] = p.custom_id
+            self._record_intent(sub_key, chunk_planned, sum(sizes[i] for i in chunk), prefix, cached, mode="batch")
+            intents.append((sub_key, [bodies[i] for i in chunk]))
+
+        def create(intent):
+            sub_key, reqs = intent
+            try:
+                return sub_key, batches.create(self.client, reqs), None
+            except anthropic.APIStatusError as exc:
+                return sub_key, None, exc
+            except anthropic.APIConnectionError as exc:  # may or may not have been created: reconcile later
+                return sub_key, None, exc
+
+        # Several creates at once, but all state writes stay on this thread (one DuckDB connection).
+        workers = max(1, min(self.cfg.parallel_creates, len(intents)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for sub_key, batch, error in pool.map(create, intents):
+                if batch is not None:
+                    self.store.record_submitted(sub_key, batch)
+                    self.run.submitted_batches += 1
+                    info(f"submitted batch {batch['id']} ({batch_size(intents, sub_key)} request(s))")
+                elif isinstance(error, anthropic.APIStatusError) and error.status_code in (400, 401, 403, 404, 413):
+                    body = getattr(error, "body", None) or {}
+                    inner = body.get("error", {}) if isinstance(body, dict) else {}
+                    etype = inner.get("type", f"http_{error.status_code}")
+                    self.store.record_create_failed(sub_key, etype, inner.get("message", str(error)),
+                                                    self.cfg.spec.model, self.cfg.name)
+                    warn(f"the API refused batch {sub_key}: {error.status_code} {etype}: {inner.get('message')}")
+                else:
+                    warn(f"create of batch {sub_key} did not get an answer ({error}); the next run reconciles it")
+        self.run.submitted_requests = len(planned)
+        self.run.submitted_texts = sum(len(p.items) for p in planned)
+
+    def _record_intent(self, sub_key: str, planned: list[packing.PlannedRequest], body_bytes: int, prefix: int,
+                       cached: bool, *, mode: str) -> None:
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        batch_row = {
+            "submission_key": sub_key, "batch_id": None, "classifier": self.cfg.name, "version": self.cfg.version,
+            "model": self.cfg.spec.model, "mode": mode, "status": "submitting", "request_count": len(planned),
+            "item_count": sum(len(p.items) for p in planned), "body_bytes": body_bytes, "intent_at": now,
+            "run_id": self.run.run_id,
+        }
+        requests = [
+            {"custom_id": p.custom_id, "submission_key": sub_key, "classifier": self.cfg.name,
+             "version": self.cfg.version, "model": self.cfg.spec.model, "attempt": p.attempt,
+             "item_count": len(p.items), "prefix_tokens": prefix, "cached_prefix": cached, "status": "submitting"}
+            for p in planned
+        ]
+        items = [
+            {"custom_id": p.custom_id, "item_id": local, "version": self.cfg.version, "text_hash": item.text_hash,
+             "attempt": item.attempt, "row_tokens": n, "status": "submitting"}
+            for p in planned for local, item, n in p.items
+        ]
+        self.store.record_intent(batch_row, requests, items)
+
+    def output_sql(self, this_sql: str | None) -> str:
+        """Every source row with its current classification (or why it has none)."""
+        accepted = self.store.accepted_versions(self.cfg.name, self.cfg.version, self.cfg.reclassify)
+        rank = " ".join(f"WHEN '{v}' THEN {i}" for i, v in enumerate(accepted))
+        accepted_list = ", ".join(f"'{v}'" for v in accepted)
+        keys = source_rows.key_list(self.wh, self.cfg.key_columns, "s")
+        t = self.store.t
+        v = self.cfg.version
+        label_expr = "r.labels" if self.cfg.spec.multi_label else "CASE WHEN r.status = 'succeeded' THEN r.labels[1] END"
+        select = f"""
+            WITH s AS ({self.rows_sql}),
+            res AS (
+                SELECT * FROM {t['cb_results']} WHERE version IN ({accepted_list})
+                QUALIFY row_number() OVER (PARTITION BY text_hash ORDER BY status = 'succeeded' DESC,
+                                           CASE version {rank} END) = 1
+            ),
+            busy AS (
+                SELECT text_hash, any_value(custom_id) AS custom_id FROM {t['cb_request_items']}
+                WHERE version = '{v}' AND status IN ('submitting', 'in_flight') GROUP BY text_hash
+            ),
+            sharing AS (SELECT text_hash, count(*) AS n FROM s WHERE skip_reason IS NULL GROUP BY text_hash),
+            costs AS (SELECT * FROM {t['cb_cost_by_text']})
+            SELECT {keys},
+                   {label_expr} AS label,
+                   CASE WHEN r.status = 'succeeded' THEN r.labels END AS labels,
+                   CASE WHEN s.skip_reason IS NOT NULL THEN 'skipped_' || s.skip_reason
+                        WHEN r.status IS NOT NULL AND NOT (b.text_hash IS NOT NULL AND r.status <> 'succeeded') THEN r.status
+                        WHEN b.text_hash IS NOT NULL THEN 'in_flight'
+                        ELSE 'pending' END AS status,
+                   r.error_type, r.error_message, r.raw_answer,
+                   '{self.cfg.name}' AS classifier, r.version AS classifier_version, r.model,
+                   coalesce(r.custom_id, b.custom_id) AS custom_id, r.batch_id, r.attempt,
+                   s.text_hash, s.truncated,
+                   c.billed_usd / sh.n AS cost_usd, c.naive_usd AS naive_usd,
+                   r.collected_at AS classified_at
+            FROM s
+            LEFT JOIN res r ON r.text_hash = s.text_hash AND s.skip_reason IS NULL
+            LEFT JOIN busy b ON b.text_hash = s.text_hash AND s.skip_reason IS NULL
+            LEFT JOIN sharing sh ON sh.text_hash = s.text_hash
+            LEFT JOIN costs c ON c.version = r.version AND c.text_hash = s.text_hash
+            WHERE s.skip_reason IS DISTINCT FROM 'null_key'
+        """
+        if this_sql is None:
+            return select
+        # Only rows whose classification changed: the incremental model keeps the rest.
+        # EXCEPT compares NULLs as equal, which NOT IN would not.
+        cols = [self.wh.q(k) for k in self.cfg.key_columns]
+        tracked = ", ".join(cols + ["status", "classifier_version", "custom_id", "attempt"])
+        match = " AND ".join(f"ch.{c} = cur.{c}" for c in cols)
+        return f"""
+            WITH cur AS ({select}),
+            changed AS (SELECT {tracked} FROM cur EXCEPT SELECT {tracked} FROM {this_sql})
+            SELECT * FROM cur WHERE EXISTS (SELECT 1 FROM changed ch WHERE {match})
+        """
+
+    def finish(self) -> None:
+        self.store.record_run(self.run.row())
+        info(self.run.summary())
+
+
+def batch_size(intents, sub_key) -> int:
+    return next(len(reqs) for key, reqs in intents if key == sub_key)
+
+
+def _owner_is_dead(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _estimate_usd(model: str, p: packing.PlannedRequest, prefix: int, cached: bool, *, first: bool, batch: bool) -> float:
+    """Upper bound for one request: the prefix written once then read, the rows, and max_tokens out."""
+    from . import tokens
+
+    total_in = tokens.count_request(p.params)
+    tier = "batch" if batch else "standard"
+    if cached:
+        ttl_1h = p.params["system"][-1].get("cache_control", {}).get("ttl") == "1h"
+        usage = cost.Usage(
+            input_tokens=total_in - prefix,
+            output_tokens=int(p.params["max_tokens"]),
+            cache_write_1h_tokens=prefix if first and ttl_1h else 0,
+            cache_write_5m_tokens=prefix if first and not ttl_1h else 0,
+            cache_read_tokens=0 if first else prefix,
+            service_tier=tier,
+        )
+    else:
+        usage = cost.Usage(input_tokens=total_in, output_tokens=int(p.params["max_tokens"]), service_tier=tier)
+    return cost.billed_usd(model, usage)
+
+
+def classify(
+    dbt: Any,
+    session: Any,
+    *,
+    source: Any,
+    key: str | list[str],
+    labels: Any,
+    instructions: str,
+    text: str | None = None,
+    text_template: str | None = None,
+    examples: Any = None,
+    options: dict | None = None,
+    client: Any | None = None,
+    **settings: Any,
+):
+    """Classify the source's rows incrementally; return the rows to merge into this model.
+
+    Use in a dbt Python model materialized as ``incremental`` with ``unique_key`` = the key column(s)
+    and ``incremental_strategy='delete+insert'``. ``options`` is the model's ``claude`` config dict
+    (pass ``dbt.config.get("claude")``); keyword arguments win over it.
+    """
+    this = dbt.this
+    name = getattr(this, "identifier", None) or str(this).split(".")[-1].strip('"')
+    cfg = config_mod.build_config(
+        name, options, key=key, text=text, text_template=text_template, labels=labels,
+        instructions=instructions, examples=examples, **settings,
+    )
+    database = getattr(this, "database", None)
+    wh = Warehouse(session, database=database, state_schema=cfg.state_schema)
+    source_sql = source_rows.relation_sql(source)
+    pipe = Pipeline(cfg, wh, source_sql, client=client)
+    pipe.prepare()
+    is_incremental = bool(getattr(dbt, "is_incremental", False))
+    this_sql = str(this) if is_incremental and wh.table_exists(str(this)) else None
+    pipe.lock()  # raises LockedError naming the holder: nothing is sent
+    try:
+        if not cfg.dry_run:
+            pipe.reconcile()
+            pipe.collect()
+        items = pipe.gather()
+        pipe.submit(items)
+        if cfg.wait_seconds > 0 and not cfg.dry_run:
+            deadline = time.monotonic() + cfg.wait_seconds
+            while time.monotonic() < deadline and any(
+                s["status"] != "submitting" for s in pipe.store.open_submissions(cfg.name)
+            ):
+                time.sleep(cfg.poll_seconds)
+                pipe.collect()
+        pipe.finish()
+    finally:
+        pipe.unlock()
+    return wh.relation(pipe.output_sql(this_sql))

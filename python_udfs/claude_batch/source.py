@@ -1,0 +1,90 @@
+"""The source side in SQL: render each row's text, hash it, and say why a row is skipped.
+
+Everything here is one SQL expression over the user's relation, so a million rows are rendered
+and hashed by the warehouse, not by Python.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from .config import ClassifierConfig, ConfigError
+from .warehouse import Warehouse, quote_literal
+
+_FIELD_RE = re.compile(r"\{([^{}]+)\}")
+
+
+def relation_sql(source) -> str:
+    """SQL for what the model passed as its source: a dbt.ref()/dbt.source() relation or a table name."""
+    if isinstance(source, str):
+        return source
+    sql_query = getattr(source, "sql_query", None)
+    if callable(sql_query):
+        return f"({sql_query()})"
+    raise ConfigError(f"setting 'source' must be dbt.ref(...), dbt.source(...) or a table name, got {type(source).__name__}")
+
+
+def check_columns(wh: Warehouse, source_sql: str, cfg: ClassifierConfig) -> None:
+    """Fail at the start, naming the setting, when a key or text column does not exist."""
+    present = wh.columns_of(source_sql)
+    for col in cfg.key_columns:
+        if col not in present:
+            raise ConfigError(f"setting 'key': column {col!r} is not in the source (columns: {present})")
+    setting = "text" if cfg.text_column else "text_template"
+    for col in cfg.text_columns:
+        if col not in present:
+            raise ConfigError(f"setting {setting!r}: column {col!r} is not in the source (columns: {present})")
+
+
+def text_expr(wh: Warehouse, cfg: ClassifierConfig) -> str:
+    if cfg.text_column:
+        return wh.text_sql(wh.q(cfg.text_column))
+    parts: list[str] = []
+    pos = 0
+    template = cfg.text_template or ""
+    for match in _FIELD_RE.finditer(template):
+        if match.start() > pos:
+            parts.append(quote_literal(template[pos:match.start()]))
+        parts.append(f"coalesce({wh.text_sql(wh.q(match.group(1)))}, '')")
+        pos = match.end()
+    if pos < len(template):
+        parts.append(quote_literal(template[pos:]))
+    return "concat(" + ", ".join(parts) + ")"
+
+
+def blank_expr(wh: Warehouse, cfg: ClassifierConfig) -> str:
+    """True when there is nothing to classify: every text column null or whitespace."""
+    checks = [
+        f"({wh.q(c)} IS NULL OR regexp_matches({wh.text_sql(wh.q(c))}, '^[\\s\\x00]*$'))" for c in cfg.text_columns
+    ]
+    return " AND ".join(checks) if checks else "TRUE"
+
+
+def rows_sql(wh: Warehouse, source_sql: str, cfg: ClassifierConfig) -> str:
+    """One row per source row: keys, the text to send, its hash, and why it is skipped (or NULL)."""
+    keys = ", ".join(wh.q(k) for k in cfg.key_columns)
+    raw = text_expr(wh, cfg)
+    limit = int(cfg.max_text_chars)
+    null_key = " OR ".join(f"{wh.q(k)} IS NULL" for k in cfg.key_columns)
+    if cfg.on_too_long == "truncate":
+        text = f"CASE WHEN length(raw_text) > {limit} THEN left(raw_text, {limit}) ELSE raw_text END"
+        too_long = "NULL"
+    else:
+        text = "raw_text"
+        too_long = f"CASE WHEN length(raw_text) > {limit} THEN 'too_long' END"
+    return f"""
+        SELECT {keys}, text, {wh.hash_sql('text')} AS text_hash, truncated,
+               CASE WHEN {null_key} THEN 'null_key'
+                    WHEN is_blank THEN 'empty_text'
+                    ELSE {too_long} END AS skip_reason
+        FROM (
+            SELECT {keys}, {text} AS text, length(raw_text) > {limit} AS truncated, is_blank
+            FROM (SELECT {keys}, {raw} AS raw_text, {blank_expr(wh, cfg)} AS is_blank FROM {source_sql}) r
+        ) t
+    """
+
+
+def key_list(wh: Warehouse, cols: Sequence[str], alias: str | None = None) -> str:
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + wh.q(c) for c in cols)

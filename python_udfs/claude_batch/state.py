@@ -1,0 +1,447 @@
+"""The state tables in the warehouse: their schema, and every state transition as one transaction.
+
+The unit of work is a (classifier version, text hash) pair, an *item*; source rows point at it through
+the hash of their text, so identical texts are sent once and fan out. A request carries one or more
+items (packing), and a batch carries requests. State machine of a request::
+
+    submitting ──create answered──▶ in_flight ──batch ended, results written──▶ succeeded | errored
+        │                              ▲                                        | expired | canceled
+        └── crash: reconcile with the API's batch list ───┘
+        └── nothing found after the grace period ──▶ abandoned (items pending again, no attempt used)
+
+An item is *pending* when it has no usable result under an accepted version and no request of it is
+``submitting`` or ``in_flight``. A result is usable unless it is retryable (``errored`` other than
+``invalid_request_error``, ``expired``, ``canceled``, ``missing``, ``invalid_output``) with attempts
+left. Crash windows, and why each is safe, are in docs/state-machine.md.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from .warehouse import Warehouse
+
+RETRYABLE_STATUSES = ("errored", "expired", "canceled", "missing", "invalid_output")
+IN_FLIGHT_STATUSES = ("submitting", "in_flight")
+
+# Tables are created with CREATE TABLE IF NOT EXISTS; columns are documented in models/claude_batch_state.yml.
+_DDL = {
+    "cb_versions": """
+        classifier VARCHAR NOT NULL,
+        version VARCHAR NOT NULL,
+        model VARCHAR,
+        first_seen_at TIMESTAMP,
+        settings_json VARCHAR
+    """,
+    "cb_batches": """
+        submission_key VARCHAR NOT NULL,
+        batch_id VARCHAR,
+        classifier VARCHAR,
+        version VARCHAR,
+        model VARCHAR,
+        mode VARCHAR,
+        status VARCHAR,
+        request_count INTEGER,
+        item_count INTEGER,
+        body_bytes BIGINT,
+        succeeded INTEGER,
+        errored INTEGER,
+        canceled INTEGER,
+        expired INTEGER,
+        intent_at TIMESTAMP,
+        created_at TIMESTAMP,
+        expires_at TIMESTAMP,
+        ended_at TIMESTAMP,
+        collected_at TIMESTAMP,
+        error VARCHAR,
+        run_id VARCHAR
+    """,
+    "cb_requests": """
+        custom_id VARCHAR NOT NULL,
+        submission_key VARCHAR,
+        batch_id VARCHAR,
+        classifier VARCHAR,
+        version VARCHAR,
+        model VARCHAR,
+        attempt INTEGER,
+        item_count INTEGER,
+        prefix_tokens INTEGER,
+        cached_prefix BOOLEAN,
+        status VARCHAR,
+        error_type VARCHAR,
+        error_message VARCHAR,
+        input_tokens BIGINT,
+        output_tokens BIGINT,
+        cache_write_5m_tokens BIGINT,
+        cache_write_1h_tokens BIGINT,
+        cache_read_tokens BIGINT,
+        service_tier VARCHAR,
+        billed_usd DOUBLE,
+        naive_usd DOUBLE,
+        collected_at TIMESTAMP
+    """,
+    "cb_request_items": """
+        custom_id VARCHAR NOT NULL,
+        item_id INTEGER NOT NULL,
+        version VARCHAR,
+        text_hash VARCHAR,
+        attempt INTEGER,
+        row_tokens INTEGER,
+        status VARCHAR,
+        billed_usd DOUBLE,
+        naive_usd DOUBLE
+    """,
+    "cb_results": """
+        version VARCHAR NOT NULL,
+        text_hash VARCHAR NOT NULL,
+        status VARCHAR,
+        labels VARCHAR[],
+        raw_answer VARCHAR,
+        error_type VARCHAR,
+        error_message VARCHAR,
+        custom_id VARCHAR,
+        batch_id VARCHAR,
+        attempt INTEGER,
+        model VARCHAR,
+        classifier VARCHAR,
+        collected_at TIMESTAMP,
+        PRIMARY KEY (version, text_hash)
+    """,
+    "cb_runs": """
+        run_id VARCHAR NOT NULL,
+        classifier VARCHAR,
+        version VARCHAR,
+        mode VARCHAR,
+        dry_run BOOLEAN,
+        started_at TIMESTAMP,
+        finished_at TIMESTAMP,
+        source_rows BIGINT,
+        pending_texts BIGINT,
+        submitted_texts BIGINT,
+        submitted_requests BIGINT,
+        submitted_batches BIGINT,
+        collected_requests BIGINT,
+        collected_items BIGINT,
+        estimated_usd DOUBLE,
+        billed_usd DOUBLE,
+        naive_usd DOUBLE,
+        note VARCHAR
+    """,
+    "cb_locks": """
+        classifier VARCHAR NOT NULL,
+        owner VARCHAR,
+        acquired_at TIMESTAMP
+    """,
+}
+
+_VIEWS = {
+    # Cost per batch (a realtime run counts as one "batch" with mode = 'realtime').
+    "cb_cost_by_batch": """
+        SELECT b.submission_key, b.batch_id, b.classifier, b.version, b.model, b.mode, b.status,
+               b.created_at, b.collected_at,
+               count(r.custom_id) AS requests,
+               sum(r.item_count) AS items,
+               sum(r.input_tokens) AS input_tokens,
+               sum(r.output_tokens) AS output_tokens,
+               sum(r.cache_write_5m_tokens) + sum(r.cache_write_1h_tokens) AS cache_write_tokens,
+               sum(r.cache_read_tokens) AS cache_read_tokens,
+               sum(r.billed_usd) AS billed_usd,
+               sum(r.naive_usd) AS naive_usd,
+               sum(r.naive_usd) - sum(r.billed_usd) AS saved_usd
+        FROM {cb_batches} b LEFT JOIN {cb_requests} r ON r.submission_key = b.submission_key
+        GROUP BY ALL
+    """,
+    # Cost per item (version, text): every attempt it took, shared evenly with the pack it rode in.
+    "cb_cost_by_text": """
+        SELECT version, text_hash, count(*) AS attempts,
+               sum(billed_usd) AS billed_usd, max(naive_usd) AS naive_usd
+        FROM {cb_request_items}
+        WHERE status NOT IN ('submitting', 'in_flight', 'abandoned')
+        GROUP BY ALL
+    """,
+    "cb_cost_by_run": """
+        SELECT run_id, classifier, version, mode, dry_run, started_at, finished_at,
+               submitted_texts, submitted_requests, collected_items,
+               estimated_usd, billed_usd, naive_usd, naive_usd - billed_usd AS saved_usd, note
+        FROM {cb_runs}
+    """,
+}
+
+
+@dataclass
+class PendingItem:
+    text_hash: str
+    text: str
+    rows: int
+    attempt: int  # the attempt this submission will be (1 = first)
+    alone: bool  # previous answer lost or garbled this item: send it in a request of its own
+
+
+class StateStore:
+    """State-table operations. Every method that changes state is one transaction."""
+
+    def __init__(self, wh: Warehouse):
+        self.wh = wh
+        self.t = {name: wh.state_table(name) for name in _DDL}
+
+    # ------------------------------------------------------------------ schema
+    def ensure(self) -> None:
+        self.wh.ensure_schema()
+        for name, cols in _DDL.items():
+            self.wh.execute(f"CREATE TABLE IF NOT EXISTS {self.t[name]} ({cols})")
+        for name, body in _VIEWS.items():
+            self.wh.execute(f"CREATE OR REPLACE VIEW {self.wh.state_table(name)} AS {body.format(**self.t)}")
+
+    def record_version(self, classifier: str, version: str, model: str, settings: dict) -> None:
+        exists = self.wh.scalar(
+            f"SELECT count(*) FROM {self.t['cb_versions']} WHERE classifier = ? AND version = ?",
+            [classifier, version],
+        )
+        if not exists:
+            self.wh.execute(
+                f"INSERT INTO {self.t['cb_versions']} VALUES (?, ?, ?, now()::TIMESTAMP, ?)",
+                [classifier, version, model, json.dumps(settings, default=str, sort_keys=True)],
+            )
+
+    def accepted_versions(self, classifier: str, version: str, reclassify: bool) -> list[str]:
+        """Versions whose results count for this classifier, preferred first.
+
+        A prompt change must not silently reclassify everything: older versions' results stay in
+        use until the user asks to reclassify (``reclassify: true``), when only the current counts.
+        """
+        if reclassify:
+            return [version]
+        older = self.wh.fetchall(
+            f"SELECT version FROM {self.t['cb_versions']} WHERE classifier = ? AND version <> ? "
+            "ORDER BY first_seen_at DESC",
+            [classifier, version],
+        )
+        return [version, *[v for (v,) in older]]
+
+    # ------------------------------------------------------------------ gather
+    def pending_sql(self, rows_sql: str, version: str, accepted: Sequence[str], max_attempts: int) -> str:
+        """Items to send: distinct text hashes of source rows with no usable result and nothing in flight.
+
+        ``rows_sql`` yields (text, text_hash, skip_reason) per source row. An anti-join in SQL, so a
+        nightly no-op run is one scan of the source.
+        """
+        accepted_list = ", ".join("'" + v.replace("'", "''") + "'" for v in accepted)
+        retryable = ", ".join(f"'{s}'" for s in RETRYABLE_STATUSES)
+        in_flight = ", ".join(f"'{s}'" for s in IN_FLIGHT_STATUSES)
+        v = version.replace("'", "''")
+        return f"""
+            WITH src AS (
+                SELECT text_hash, any_value(text) AS text, count(*) AS n_rows
+                FROM ({rows_sql}) s WHERE skip_reason IS NULL GROUP BY text_hash
+            ),
+            usable AS (
+                SELECT DISTINCT r.text_hash FROM {self.t['cb_results']} r
+                WHERE r.version IN ({accepted_list})
+                  AND NOT (r.version = '{v}' AND (r.status IN ({retryable}) AND coalesce(r.error_type, '') <> 'invalid_request_error')
+                           AND r.attempt < {int(max_attempts)})
+                  AND NOT (r.version <> '{v}' AND r.status <> 'succeeded')
+            ),
+            busy AS (
+                SELECT DISTINCT i.text_hash FROM {self.t['cb_request_items']} i
+                WHERE i.version = '{v}' AND i.status IN ({in_flight})
+            ),
+            tries AS (
+                SELECT text_hash, count(*) AS attempts FROM {self.t['cb_request_items']}
+                WHERE version = '{v}' AND status <> 'abandoned' GROUP BY text_hash
+            )
+            SELECT src.text_hash, src.text, src.n_rows, coalesce(tries.attempts, 0) + 1 AS attempt,
+                   coalesce(res.status IN ('missing', 'invalid_output'), false) AS alone
+            FROM src
+            LEFT JOIN tries USING (text_hash)
+            LEFT JOIN {self.t['cb_results']} res ON res.version = '{v}' AND res.text_hash = src.text_hash
+            WHERE src.text_hash NOT IN (SELECT text_hash FROM usable)
+              AND src.text_hash NOT IN (SELECT text_hash FROM busy)
+            ORDER BY src.text_hash
+        """
+
+    # ------------------------------------------------------------------ submit
+    def next_intent_seq(self, classifier: str) -> int:
+        return int(self.wh.scalar(f"SELECT count(*) FROM {self.t['cb_batches']} WHERE classifier = ?", [classifier]) or 0)
+
+    def record_intent(self, batch_row: dict, requests: Sequence[dict], items: Sequence[dict]) -> None:
+        """Before the create call: the submission key, every custom_id and every item, in one transaction."""
+        with self.wh.transaction():
+            self.wh.insert_rows(self.t["cb_batches"], list(batch_row), [tuple(batch_row.values())])
+            if requests:
+                self.wh.insert_rows(self.t["cb_requests"], list(requests[0]), [tuple(r.values()) for r in requests])
+            if items:
+                self.wh.insert_rows(self.t["cb_request_items"], list(items[0]), [tuple(i.values()) for i in items])
+
+    def record_submitted(self, submission_key: str, batch: dict) -> None:
+        """After the create call answered: the batch id, and the requests are in flight."""
+        with self.wh.transaction():
+            self.wh.execute(
+                f"""UPDATE {self.t['cb_batches']} SET batch_id = ?, status = ?, created_at = ?, expires_at = ?
+                    WHERE submission_key = ?""",
+                [batch["id"], batch["processing_status"], batch["created_at"], batch["expires_at"], submission_key],
+            )
+            self.wh.execute(
+                f"UPDATE {self.t['cb_requests']} SET batch_id = ?, status = 'in_flight' WHERE submission_key = ?",
+                [batch["id"], submission_key],
+            )
+            self.wh.execute(
+                f"""UPDATE {self.t['cb_request_items']} SET status = 'in_flight'
+                    WHERE custom_id IN (SELECT custom_id FROM {self.t['cb_requests']} WHERE submission_key = ?)""",
+                [submission_key],
+            )
+
+    def record_abandoned(self, submission_key: str, reason: str) -> None:
+        """The create call never reached the API: the items go back to pending, no attempt used."""
+        with self.wh.transaction():
+            self.wh.execute(
+                f"UPDATE {self.t['cb_batches']} SET status = 'abandoned', error = ? WHERE submission_key = ?",
+                [reason, submission_key],
+            )
+            self.wh.execute(
+                f"UPDATE {self.t['cb_requests']} SET status = 'abandoned' WHERE submission_key = ?", [submission_key]
+            )
+            self.wh.execute(
+                f"""UPDATE {self.t['cb_request_items']} SET status = 'abandoned'
+                    WHERE custom_id IN (SELECT custom_id FROM {self.t['cb_requests']} WHERE submission_key = ?)""",
+                [submission_key],
+            )
+
+    def record_create_failed(self, submission_key: str, error_type: str, message: str, model: str, classifier: str) -> None:
+        """The API refused the create call: every item gets an errored result naming the reason."""
+        with self.wh.transaction():
+            self.wh.execute(
+                f"UPDATE {self.t['cb_batches']} SET status = 'failed', error = ? WHERE submission_key = ?",
+                [f"{error_type}: {message}", submission_key],
+            )
+            self.wh.execute(
+                f"""UPDATE {self.t['cb_requests']} SET status = 'errored', error_type = ?, error_message = ?,
+                    collected_at = now()::TIMESTAMP WHERE submission_key = ?""",
+                [error_type, message, submission_key],
+            )
+            self.wh.execute(
+                f"""UPDATE {self.t['cb_request_items']} SET status = 'errored', billed_usd = 0, naive_usd = 0
+                    WHERE custom_id IN (SELECT custom_id FROM {self.t['cb_requests']} WHERE submission_key = ?)""",
+                [submission_key],
+            )
+            self.wh.execute(
+                f"""INSERT OR REPLACE INTO {self.t['cb_results']}
+                    (version, text_hash, status, labels, raw_answer, error_type, error_message, custom_id,
+                     batch_id, attempt, model, classifier, collected_at)
+                    SELECT i.version, i.text_hash, 'errored', NULL, NULL, ?, ?, i.custom_id, NULL, i.attempt, ?, ?,
+                           now()::TIMESTAMP
+                    FROM {self.t['cb_request_items']} i
+                    WHERE i.custom_id IN (SELECT custom_id FROM {self.t['cb_requests']} WHERE submission_key = ?)""",
+                [error_type, message, model, classifier, submission_key],
+            )
+
+    # ------------------------------------------------------------------ collect
+    def open_submissions(self, classifier: str) -> list[dict]:
+        return self.wh.fetch_dicts(
+            f"""SELECT * FROM {self.t['cb_batches']}
+                WHERE classifier = ? AND mode = 'batch' AND status IN ('submitting', 'in_progress', 'canceling', 'ended')
+                ORDER BY intent_at""",
+            [classifier],
+        )
+
+    def known_batch_ids(self) -> set[str]:
+        return {r[0] for r in self.wh.fetchall(f"SELECT batch_id FROM {self.t['cb_batches']} WHERE batch_id IS NOT NULL")}
+
+    def update_batch_status(self, submission_key: str, batch: dict) -> None:
+        counts = batch.get("request_counts") or {}
+        self.wh.execute(
+            f"""UPDATE {self.t['cb_batches']} SET status = ?, ended_at = ?, succeeded = ?, errored = ?,
+                canceled = ?, expired = ? WHERE submission_key = ?""",
+            [
+                batch["processing_status"],
+                batch.get("ended_at"),
+                counts.get("succeeded"),
+                counts.get("errored"),
+                counts.get("canceled"),
+                counts.get("expired"),
+                submission_key,
+            ],
+        )
+
+    def requests_of(self, submission_key: str) -> dict[str, dict]:
+        rows = self.wh.fetch_dicts(
+            f"SELECT custom_id, attempt, item_count, prefix_tokens, model FROM {self.t['cb_requests']} WHERE submission_key = ?",
+            [submission_key],
+        )
+        return {r["custom_id"]: r for r in rows}
+
+    def items_of(self, submission_key: str) -> dict[str, list[dict]]:
+        rows = self.wh.fetch_dicts(
+            f"""SELECT i.custom_id, i.item_id, i.text_hash, i.version, i.attempt, i.row_tokens
+                FROM {self.t['cb_request_items']} i JOIN {self.t['cb_requests']} r USING (custom_id)
+                WHERE r.submission_key = ? ORDER BY i.custom_id, i.item_id""",
+            [submission_key],
+        )
+        out: dict[str, list[dict]] = {}
+        for row in rows:
+            out.setdefault(row["custom_id"], []).append(row)
+        return out
+
+    def write_collected(
+        self,
+        submission_key: str,
+        request_updates: Sequence[dict],
+        item_updates: Sequence[dict],
+        results: Sequence[dict],
+        final_status: str = "collected",
+    ) -> None:
+        """Results, usage and the 'collected' mark land together, or not at all: a crash before the
+        commit leaves the batch 'ended', and the next run downloads its results again."""
+        with self.wh.transaction():
+            self._update_from(self.t["cb_requests"], "custom_id", request_updates)
+            self._update_from(self.t["cb_request_items"], ("custom_id", "item_id"), item_updates)
+            if results:
+                self.wh.upsert_rows(self.t["cb_results"], list(results[0]), [tuple(r.values()) for r in results])
+            self.wh.execute(
+                f"UPDATE {self.t['cb_batches']} SET status = ?, collected_at = now()::TIMESTAMP WHERE submission_key = ?",
+                [final_status, submission_key],
+            )
+
+    def _update_from(self, table: str, key: str | tuple[str, ...], rows: Sequence[dict]) -> None:
+        if not rows:
+            return
+        keys = (key,) if isinstance(key, str) else key
+        columns = list(rows[0])
+        name = self.wh.temp_name("upd")
+        import pyarrow as pa
+
+        self.wh.con.register(name, pa.table({c: [r[c] for r in rows] for c in columns}))
+        try:
+            sets = ", ".join(f"{self.wh.q(c)} = u.{self.wh.q(c)}" for c in columns if c not in keys)
+            cond = " AND ".join(f"{table}.{self.wh.q(k)} = u.{self.wh.q(k)}" for k in keys)
+            self.wh.execute(f"UPDATE {table} SET {sets} FROM {self.wh.q(name)} u WHERE {cond}")
+        finally:
+            self.wh.con.unregister(name)
+
+    # ------------------------------------------------------------------ runs
+    def record_run(self, run: dict) -> None:
+        self.wh.insert_rows(self.t["cb_runs"], list(run), [tuple(run.values())])
+
+    def spent_today_usd(self, classifier: str) -> float:
+        """Billed so far today plus what is still in flight (estimated at submit time)."""
+        return float(
+            self.wh.scalar(
+                f"""SELECT coalesce(sum(coalesce(estimated_usd, 0)), 0) FROM {self.t['cb_runs']}
+                    WHERE classifier = ? AND NOT dry_run AND started_at >= current_date""",
+                [classifier],
+            )
+            or 0.0
+        )
+
+    def in_flight_requests(self) -> int:
+        return int(
+            self.wh.scalar(
+                f"SELECT count(*) FROM {self.t['cb_requests']} WHERE status IN ('submitting', 'in_flight')"
+            )
+            or 0
+        )
+
+
+def rows_values(rows: Iterable[dict]) -> list[tuple[Any, ...]]:
+    return [tuple(r.values()) for r in rows]

@@ -1,0 +1,185 @@
+"""Everything warehouse-specific, behind one small class: SQL dialect, transactions, bulk loads, locks.
+
+The batch client, prompts and cost code never touch SQL. The state store (``state.py``) speaks
+through :class:`Warehouse`, whose DuckDB implementation is the embedded default. Another adapter
+with Python models (MotherDuck, Snowflake, Databricks, BigQuery) gets its own subclass that
+overrides these few methods: identifier quoting, hashing, typed list columns, upsert, bulk load of
+a JSONL file and of an Arrow table, transactions and the run lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from typing import Any, Iterator, Sequence
+
+import duckdb
+
+
+def quote_ident(name: str) -> str:
+    """Quote any identifier, however hostile (spaces, quotes, reserved words)."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+class LockedError(RuntimeError):
+    """Another run holds the classifier's lock."""
+
+
+class Warehouse:
+    """DuckDB implementation (also the reference for other adapters)."""
+
+    dialect = "duckdb"
+
+    def __init__(self, session: Any, *, database: str | None = None, state_schema: str = "claude_batch"):
+        # dbt-duckdb hands Python models a cursor wrapper; a plain duckdb connection works too.
+        self.con = session
+        self.database = database
+        self.state_schema = state_schema
+
+    # ------------------------------------------------------------------ names
+    def q(self, name: str) -> str:
+        return quote_ident(name)
+
+    def state_table(self, name: str) -> str:
+        prefix = f"{quote_ident(self.database)}." if self.database else ""
+        return f"{prefix}{quote_ident(self.state_schema)}.{quote_ident(name)}"
+
+    def temp_name(self, stem: str) -> str:
+        return f"cb_tmp_{stem}_{uuid.uuid4().hex[:8]}"
+
+    # ------------------------------------------------------------------ execution
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        if params is None:
+            self.con.execute(sql)
+        else:
+            self.con.execute(sql, list(params))
+
+    def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        # Always drain: a half-read result blocks a later register() on DuckDB 2.0.
+        cur = self.con.execute(sql) if params is None else self.con.execute(sql, list(params))
+        return cur.fetchall()
+
+    def fetch_dicts(self, sql: str, params: Sequence[Any] | None = None) -> list[dict]:
+        cur = self.con.execute(sql) if params is None else self.con.execute(sql, list(params))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        rows = self.fetchall(sql, params)
+        return rows[0][0] if rows else None
+
+    def relation(self, sql: str) -> duckdb.DuckDBPyRelation:
+        return self.con.sql(sql)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One state transition = one transaction: all of it lands, or none of it."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            self.con.execute("COMMIT")
+
+    # ------------------------------------------------------------------ dialect pieces
+    def hash_sql(self, expr: str) -> str:
+        """Hash of a text expression; the same function everywhere so joins line up."""
+        return f"md5({expr})"
+
+    def text_sql(self, expr: str) -> str:
+        return f"CAST({expr} AS VARCHAR)"
+
+    def string_list_type(self) -> str:
+        return "VARCHAR[]"
+
+    def now_sql(self) -> str:
+        return "now()::TIMESTAMP"
+
+    def ensure_schema(self) -> None:
+        prefix = f"{quote_ident(self.database)}." if self.database else ""
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {prefix}{quote_ident(self.state_schema)}")
+
+    def table_exists(self, relation_sql: str) -> bool:
+        try:
+            self.fetchall(f"SELECT 1 FROM {relation_sql} LIMIT 0")
+            return True
+        except (duckdb.CatalogException, Exception) as exc:  # dbt wraps errors in DbtRuntimeError
+            if "does not exist" in str(exc) or "Catalog Error" in str(exc):
+                return False
+            raise
+
+    def columns_of(self, relation_sql: str) -> list[str]:
+        cur = self.con.execute(f"SELECT * FROM {relation_sql} LIMIT 0")
+        names = [d[0] for d in cur.description]
+        cur.fetchall()
+        return names
+
+    # ------------------------------------------------------------------ bulk loads
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert Python rows through an Arrow table (one statement, not one per row)."""
+        if not rows:
+            return
+        import pyarrow as pa
+
+        data = {col: [row[i] for row in rows] for i, col in enumerate(columns)}
+        arrow = pa.table(data)
+        name = self.temp_name("rows")
+        self.con.register(name, arrow)
+        try:
+            cols = ", ".join(quote_ident(c) for c in columns)
+            self.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {quote_ident(name)}")
+        finally:
+            self.con.unregister(name)
+
+    def upsert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert or replace on the table's primary key."""
+        if not rows:
+            return
+        import pyarrow as pa
+
+        data = {col: [row[i] for row in rows] for i, col in enumerate(columns)}
+        name = self.temp_name("upsert")
+        self.con.register(name, pa.table(data))
+        try:
+            cols = ", ".join(quote_ident(c) for c in columns)
+            self.execute(f"INSERT OR REPLACE INTO {table} ({cols}) SELECT {cols} FROM {quote_ident(name)}")
+        finally:
+            self.con.unregister(name)
+
+    def read_jsonl_sql(self, path: str | os.PathLike, columns: dict[str, str]) -> str:
+        """A relation over a JSONL file, parsed by DuckDB itself (fast, bounded memory)."""
+        cols = "{" + ", ".join(f"{quote_literal(k)}: {quote_literal(v)}" for k, v in columns.items()) + "}"
+        return (
+            f"read_json({quote_literal(str(path))}, format='newline_delimited', "
+            f"columns={cols}, maximum_object_size=268435456)"
+        )
+
+    # ------------------------------------------------------------------ locks
+    def acquire_lock(self, table: str, classifier: str, owner: str, stale_after_s: float) -> None:
+        """A lock row per classifier for shared warehouses; a local DuckDB file is also locked by
+        DuckDB itself (a second process cannot open it at all)."""
+        with self.transaction():
+            row = self.fetchall(
+                f"SELECT owner, epoch(now()::TIMESTAMP - acquired_at) FROM {table} WHERE classifier = ?",
+                [classifier],
+            )
+            if row and row[0][0] != owner and row[0][1] is not None and row[0][1] < stale_after_s:
+                raise LockedError(
+                    f"classifier {classifier!r} is being run by {row[0][0]} (lock taken {row[0][1]:.0f}s ago); "
+                    "this run stops without submitting anything. It is safe to run again later."
+                )
+            self.execute(f"DELETE FROM {table} WHERE classifier = ?", [classifier])
+            self.execute(
+                f"INSERT INTO {table} (classifier, owner, acquired_at) VALUES (?, ?, now()::TIMESTAMP)",
+                [classifier, owner],
+            )
+
+    def release_lock(self, table: str, classifier: str, owner: str) -> None:
+        self.execute(f"DELETE FROM {table} WHERE classifier = ? AND owner = ?", [classifier, owner])
