@@ -184,7 +184,7 @@ class StateStore:
 
     def __init__(self, wh: Warehouse):
         self.wh = wh
-        self.t = {name: wh.state_table(name) for name in _DDL}
+        self.t = {name: wh.state_table(name) for name in [*_DDL, *_VIEWS]}
 
     # ------------------------------------------------------------------ schema
     def ensure(self) -> None:
@@ -192,7 +192,7 @@ class StateStore:
         for name, cols in _DDL.items():
             self.wh.execute(f"CREATE TABLE IF NOT EXISTS {self.t[name]} ({cols})")
         for name, body in _VIEWS.items():
-            self.wh.execute(f"CREATE OR REPLACE VIEW {self.wh.state_table(name)} AS {body.format(**self.t)}")
+            self.wh.execute(f"CREATE OR REPLACE VIEW {self.t[name]} AS {body.format(**self.t)}")
 
     def record_version(self, classifier: str, version: str, model: str, settings: dict) -> None:
         exists = self.wh.scalar(
@@ -249,7 +249,7 @@ class StateStore:
             ),
             tries AS (
                 SELECT text_hash, count(*) AS attempts FROM {self.t['cb_request_items']}
-                WHERE version = '{v}' AND status <> 'abandoned' GROUP BY text_hash
+                WHERE version = '{v}' AND status NOT IN ('abandoned', 'retry_reset') GROUP BY text_hash
             )
             SELECT src.text_hash, src.text, src.n_rows, coalesce(tries.attempts, 0) + 1 AS attempt,
                    coalesce(res.status IN ('missing', 'invalid_output'), false) AS alone
