@@ -1,4 +1,4 @@
-"""Reference workloads: W1 (the cost-model benchmark) and the demo classifier on ``seeds/demo_reviews.csv``.
+"""Reference workloads: W1 (the cost-model benchmark) and the demo classifier on ``seeds/demo/demo_reviews.csv``.
 
 Benchmarks and tests import the prompt specs and row generators from here so that every figure is
 computed on the same prefix and the same rows. W1 is described in
@@ -320,7 +320,7 @@ DEMO_EXAMPLES: tuple[prompts.Example, ...] = tuple(
 
 
 def demo_spec(model: str = DEMO_MODEL) -> prompts.PromptSpec:
-    """The classifier the dbt demo runs on ``seeds/demo_reviews.csv``."""
+    """The classifier the dbt demo runs on ``seeds/demo/demo_reviews.csv``."""
     return prompts.PromptSpec(
         model=model,
         instructions=DEMO_INSTRUCTIONS,

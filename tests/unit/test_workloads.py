@@ -11,7 +11,7 @@ import pytest
 from claude_batch import catalog, prompts, tokens, workloads
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO_CSV = REPO / "seeds" / "demo_reviews.csv"
+DEMO_CSV = REPO / "seeds" / "demo" / "demo_reviews.csv"
 
 
 def _prefix_tokens(spec: prompts.PromptSpec) -> int:
