@@ -1,0 +1,105 @@
+"""One Messages request in, one Message object out (shared by /v1/messages and the batch worker).
+
+Steps: check params, count input tokens by part (usage.py), get the answer (responder.py), cap it
+at ``max_tokens``, account the prompt cache (caching.py), build the Message dict.
+
+- Output tokens: ``tokens.count_text`` of the answer text (the JSON text for output_config answers,
+  the compact JSON of the input for tool_use answers).
+- ``stop_reason``: ``tool_use`` for a tool answer, ``end_turn`` for text, ``max_tokens`` when the
+  answer has more tokens than ``max_tokens``: a text answer is then cut to ``max_tokens`` tokens,
+  a tool answer becomes a tool_use block with an empty input (what a cut-off tool call amounts to).
+  ``max_tokens: 0`` (cache pre-warming) gives no content and 0 output tokens.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .. import tokens
+from .caching import PromptCache
+from .responder import Answer, Responder, tool_use_id
+from .usage import request_tokens, usage_object
+from .validation import check_breakpoints, check_params
+
+
+@dataclass
+class Outcome:
+    message: dict
+    input_total: int  # all input tokens (uncached + cache read + cache write)
+    billed_input: int  # input tokens + cache writes (what rate limits count)
+    output_tokens: int
+
+
+def _truncate(text: str, max_tokens: int) -> str:
+    """Longest prefix of ``text`` with at most ``max_tokens`` tokens (binary search)."""
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if tokens.count_text(text[:middle]) <= max_tokens:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low]
+
+
+def render(answer: Answer, max_tokens: int) -> tuple[list[dict], int, str]:
+    """(content blocks, output tokens, stop_reason) of an answer under ``max_tokens``."""
+    if max_tokens == 0:
+        return [], 0, "max_tokens"
+    if answer.is_tool:
+        compact = json.dumps(answer.tool_input, separators=(",", ":"), ensure_ascii=False)
+        count = tokens.count_text(compact)
+        block = {"type": "tool_use", "id": tool_use_id(answer.tool_input), "name": answer.tool_name}
+        if count > max_tokens:
+            return [{**block, "input": {}}], max_tokens, "max_tokens"
+        return [{**block, "input": answer.tool_input}], max(1, count), "tool_use"
+    text = answer.text or ""
+    count = tokens.count_text(text)
+    if count > max_tokens:
+        cut = _truncate(text, max_tokens)
+        return [{"type": "text", "text": cut}], tokens.count_text(cut), "max_tokens"
+    return [{"type": "text", "text": text}], max(1, count), "end_turn"
+
+
+class Engine:
+    def __init__(self, cache: PromptCache, responder: Responder) -> None:
+        self.cache = cache
+        self.responder = responder
+
+    def run(
+        self,
+        params: dict,
+        *,
+        key_id: str,
+        message_id: str,
+        service_tier: str,
+        in_batch: bool,
+    ) -> Outcome:
+        """Raises validation.ParamsError for bad params (before touching the cache)."""
+        check_params(params, in_batch=in_batch)
+        counted = request_tokens(params)
+        check_breakpoints([p.ttl for p in counted.parts if p.ttl is not None])
+        answer = self.responder.answer(params)
+        content, output_tokens, stop_reason = render(answer, params["max_tokens"])
+        cached = self.cache.account(key_id, params, counted)
+        total = counted.total
+        uncached = total - cached.read - cached.write
+        message = {
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": params["model"],
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": usage_object(
+                input_tokens=uncached,
+                output_tokens=output_tokens,
+                cache_read=cached.read,
+                cache_write_5m=cached.write_5m,
+                cache_write_1h=cached.write_1h,
+                service_tier=service_tier,
+            ),
+        }
+        return Outcome(message, total, uncached + cached.write, output_tokens)

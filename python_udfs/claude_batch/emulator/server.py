@@ -1,0 +1,661 @@
+"""HTTP routing on the stdlib ThreadingHTTPServer (no web framework, nothing to install).
+
+``EmulatorServer`` owns every component (clock, faults, rate limiter, prompt cache, responder,
+store, worker, received log) and serves:
+
+- the API: ``POST /v1/messages``, ``POST /v1/messages/count_tokens``, ``POST|GET
+  /v1/messages/batches``, ``GET|DELETE /v1/messages/batches/{id}``, ``POST .../{id}/cancel``,
+  ``GET .../{id}/results``;
+- control endpoints under ``/_emulator/`` (not part of the real API, no API key needed): ``clock``,
+  ``faults``, ``script``, ``received``, ``stats``, ``worker``, ``health``.
+
+Every error, including malformed bodies, wrong content types, oversized uploads and unexpected
+exceptions, is answered with the API's error JSON; tracebacks only go to the log. API keys are
+never logged or stored: batches and caches are tied to a salted hash of the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import shutil
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .caching import PromptCache
+from .clock import Clock, rfc3339
+from .config import Settings
+from .engine import Engine
+from .errors import ApiError, error_body, new_request_id, random_id
+from .faults import Faults
+from .ratelimit import RateLimiter
+from .received import ReceivedLog, record
+from .responder import Responder
+from .store import EXPIRY_SECONDS, BatchStore
+from .usage import request_tokens
+from .validation import (
+    BodyError,
+    check_breakpoints,
+    check_count_tokens_params,
+    check_envelope,
+    iter_batch_requests,
+)
+from .worker import Worker
+
+log = logging.getLogger("claude_batch.emulator")
+
+CHUNK = 1 << 20
+_DRAIN_CAP = 1 << 30  # beyond this an oversized upload is cut off rather than read
+_BATCHES = "/v1/messages/batches"
+
+
+class EmulatorServer:
+    """All state of one emulator instance; ``serve_forever`` runs the HTTP server."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        state = Path(settings.state_dir)
+        state.mkdir(parents=True, exist_ok=True)
+        self.clock = Clock(state / "clock.json")
+        self.faults = Faults(settings.faults)
+        self.limiter = RateLimiter(self.clock, self.faults)
+        self.cache = PromptCache(self.clock)
+        self.responder = Responder()
+        self.engine = Engine(self.cache, self.responder)
+        self.store = BatchStore(state / "batches", self.clock, cancel_seconds=settings.cancel_seconds)
+        self.received = ReceivedLog(state / "received.jsonl")
+        self.worker = Worker(self.store, self.engine)
+        self._salt = self._load_salt(state / "key_salt")
+        self._stats_lock = threading.Lock()
+        self.counters: dict[str, int] = {}
+        self.httpd = _HTTPServer((settings.host, settings.port), _Handler, self)
+        self.port = self.httpd.server_address[1]
+        if settings.worker_paused:
+            self.worker.pause()
+        for batch_id in self.store.unfinished_ids():
+            self.worker.enqueue(batch_id)  # resume work interrupted by a stop or a crash
+
+    @staticmethod
+    def _load_salt(path: Path) -> bytes:
+        if not path.exists():
+            path.write_bytes(secrets.token_bytes(16))
+        return path.read_bytes()
+
+    def key_id(self, api_key: str) -> str:
+        """Stands for an API key in the state dir and the cache (salted hash, never the key)."""
+        return hashlib.sha256(self._salt + api_key.encode()).hexdigest()[:32]
+
+    def count(self, name: str, amount: int = 1) -> None:
+        with self._stats_lock:
+            self.counters[name] = self.counters.get(name, 0) + amount
+
+    def serve_forever(self) -> None:
+        self.worker.start()
+        self.httpd.serve_forever(poll_interval=0.2)
+
+    def shutdown(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.close_all_connections()
+        self.httpd.server_close()
+        self.worker.stop()
+
+    def processing_seconds(self) -> float:
+        value = self.faults.get("processing_seconds")
+        return float(self.settings.processing_seconds if value is None else value)
+
+    def stats(self) -> dict:
+        with self._stats_lock:
+            counters = dict(self.counters)
+        return {
+            "calls": counters,
+            "batches": self.store.status_counts(),
+            "batch_requests_processed": self.worker.processed_requests,
+            "cache": dict(self.cache.stats),
+            "worker_paused": self.worker.paused,
+            "clock": rfc3339(self.clock.now()),
+        }
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address, handler, emulator: EmulatorServer) -> None:
+        self.emulator = emulator
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def track(self, conn: socket.socket, add: bool) -> None:
+        with self._connections_lock:
+            (self._connections.add if add else self._connections.discard)(conn)
+
+    def close_all_connections(self) -> None:
+        # Idle keep-alive connections would otherwise keep their threads alive after shutdown.
+        with self._connections_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "claude-batch-emulator"
+    sys_version = ""
+    server: _HTTPServer
+
+    # ------------------------------------------------------------------ plumbing
+
+    def setup(self) -> None:
+        self.timeout = self.server.emulator.settings.read_timeout
+        super().setup()
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        # Request lines only (method, path, status): never headers, so never the API key.
+        log.info("%s - %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    @property
+    def emu(self) -> EmulatorServer:
+        return self.server.emulator
+
+    def _base_url(self) -> str:
+        host = self.headers.get("Host")
+        if not host:
+            address, port = self.server.server_address[:2]
+            host = f"{address}:{port}"
+        return f"http://{host}"
+
+    def _send_bytes(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("request-id", self._request_id)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send_json(self, status: int, value: Any, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        self._send_bytes(status, body, "application/json", headers)
+
+    def _send_error(self, exc: ApiError) -> None:
+        body = error_body(exc.error_type, exc.message, self._request_id)
+        headers = dict(exc.headers)
+        if exc.status == 429 and "retry-after" not in headers:
+            headers["retry-after"] = "1"
+        self._send_bytes(exc.status, body, "application/json", headers)
+
+    def _send_file(self, path: Path, content_type: str, *, cut: bool = False) -> None:
+        size = path.stat().st_size
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(size))
+        self.send_header("request-id", self._request_id)
+        self.end_headers()
+        limit = size // 2 if cut else size
+        sent = 0
+        with open(path, "rb") as src:
+            while sent < limit:
+                chunk = src.read(min(CHUNK, limit - sent))
+                if not chunk:
+                    break
+                self.wfile.write(chunk)
+                sent += len(chunk)
+        if cut:
+            self._drop()
+
+    def _drop(self) -> None:
+        """Close the socket without (finishing) an answer."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _read_body(self, limit: int) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked(limit)
+        raw_length = self.headers.get("Content-Length")
+        if raw_length is None:
+            return b""
+        try:
+            length = int(raw_length)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            self.close_connection = True
+            raise ApiError(400, "invalid Content-Length header") from None
+        if length > limit:
+            self._drain(length)
+            raise ApiError(
+                413, f"Request exceeds the maximum allowed number of bytes ({limit}).",
+                error_type="request_too_large",
+            )
+        data = self.rfile.read(length)
+        if len(data) != length:
+            self.close_connection = True
+            raise ApiError(400, "request body shorter than its Content-Length")
+        return data
+
+    def _read_chunked(self, limit: int) -> bytes:
+        parts, total = [], 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                self.close_connection = True
+                raise ApiError(400, "malformed chunked body") from None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                break
+            total += size
+            if total > limit:
+                self.close_connection = True
+                raise ApiError(
+                    413, f"Request exceeds the maximum allowed number of bytes ({limit}).",
+                    error_type="request_too_large",
+                )
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+        return b"".join(parts)
+
+    def _drain(self, length: int) -> None:
+        # Reading the upload before answering lets the client see the 413 instead of a reset.
+        if length > _DRAIN_CAP:
+            self.close_connection = True
+            return
+        left = length
+        while left > 0:
+            chunk = self.rfile.read(min(CHUNK, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+        self.close_connection = True
+
+    def _json_body(self, body: bytes, *, required: bool = True) -> Any:
+        if not body:
+            if required:
+                raise ApiError(400, "request body is required (a JSON object)")
+            return None
+        content_type = self.headers.get("Content-Type", "")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            raise ApiError(400, f"Content-Type must be application/json, got {content_type or 'none'!r}")
+        try:
+            return json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+
+    def _authenticate(self) -> str:
+        key = self.headers.get("x-api-key")
+        if not key:
+            authorization = self.headers.get("Authorization", "")
+            if authorization.lower().startswith("bearer "):
+                key = authorization[7:].strip()
+        if not key:
+            raise ApiError(401, "x-api-key header is required", error_type="authentication_error")
+        accepted = self.emu.settings.api_keys
+        if accepted and key not in accepted:
+            raise ApiError(401, "invalid x-api-key", error_type="authentication_error")
+        return self.emu.key_id(key)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _handle(self, method: str) -> None:
+        self._request_id = new_request_id()
+        try:
+            url = urlsplit(self.path)
+            path = url.path.rstrip("/") or "/"
+            query = parse_qs(url.query)
+            self.emu.count(f"{method} {_route_name(path)}")
+            if path.startswith("/_emulator/"):
+                body = self._read_body(self.emu.settings.max_request_bytes)
+                self._control(method, path, query, body)
+                return
+            is_batch_create = method == "POST" and path == _BATCHES
+            limit = self.emu.settings.max_batch_bytes if is_batch_create else self.emu.settings.max_request_bytes
+            body = self._read_body(limit)
+            if self._inject_faults(method, path):
+                return
+            self._api(method, path, query, body)
+        except ApiError as exc:
+            self._send_error(exc)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception:  # never a traceback to the client
+            log.exception("unexpected error on %s %s", method, self.path.split("?")[0])
+            self.close_connection = True
+            try:
+                self._send_error(ApiError(500, "Internal server error (emulator bug, see its log)"))
+            except OSError:
+                pass
+
+    def _inject_faults(self, method: str, path: str) -> bool:
+        """Apply latency / drop / HTTP error faults; True when the call was answered (or dropped)."""
+        faults = self.emu.faults
+        latency = faults.get("latency_seconds")
+        if latency:
+            time.sleep(float(latency))
+        if faults.take_drop():
+            self.emu.count("fault:drop_connection")
+            self._drop()
+            return True
+        entry = faults.take_http_error(method, path)
+        if entry is not None:
+            status = entry["status"]
+            self.emu.count(f"fault:http_{status}")
+            headers = {}
+            if entry.get("retry_after") is not None:
+                value = float(entry["retry_after"])
+                headers["retry-after"] = str(int(value)) if value.is_integer() else str(value)
+            messages = {429: "Number of requests has exceeded your rate limit (injected fault)",
+                        500: "Internal server error (injected fault)",
+                        529: "Overloaded (injected fault)"}
+            self._send_error(
+                ApiError(status, messages.get(status, f"injected HTTP {status}"), headers=headers)
+            )
+            return True
+        return False
+
+    def _api(self, method: str, path: str, query: dict, body: bytes) -> None:
+        parts = path.strip("/").split("/")
+        # /v1/messages[/count_tokens | /batches[/{id}[/cancel | /results]]]
+        if parts[:2] != ["v1", "messages"]:
+            raise ApiError(404, f"Not found: {path}", error_type="not_found_error")
+        rest = parts[2:]
+        key_id = self._authenticate()
+        if not rest:
+            self._allow(method, "POST")
+            return self._messages(key_id, body)
+        if rest == ["count_tokens"]:
+            self._allow(method, "POST")
+            return self._count_tokens(body)
+        if rest[0] != "batches" or len(rest) > 3:
+            raise ApiError(404, f"Not found: {path}", error_type="not_found_error")
+        self.emu.limiter.check_batch_call()
+        if len(rest) == 1:
+            self._allow(method, "POST", "GET")
+            if method == "POST":
+                return self._create_batch(key_id, body)
+            return self._list_batches(query)
+        batch_id = rest[1]
+        if len(rest) == 2:
+            self._allow(method, "GET", "DELETE")
+            if method == "GET":
+                meta = self.emu.store.get(batch_id)
+                return self._send_json(200, self.emu.store.api_object(meta, self._base_url()))
+            self.emu.store.delete(batch_id)
+            return self._send_json(200, {"id": batch_id, "type": "message_batch_deleted"})
+        if rest[2] == "cancel":
+            self._allow(method, "POST")
+            meta = self.emu.store.cancel(batch_id)
+            return self._send_json(200, self.emu.store.api_object(meta, self._base_url()))
+        if rest[2] == "results":
+            self._allow(method, "GET")
+            results = self.emu.store.results_path(batch_id)
+            cut = self.emu.faults.take_cut()
+            if cut:
+                self.emu.count("fault:cut_results")
+            return self._send_file(results, "application/x-jsonl", cut=cut)
+        raise ApiError(404, f"Not found: {path}", error_type="not_found_error")
+
+    @staticmethod
+    def _allow(method: str, *allowed: str) -> None:
+        if method not in allowed:
+            raise ApiError(405, f"Method {method} is not allowed here (allowed: {', '.join(allowed)})")
+
+    # ------------------------------------------------------------------ API endpoints
+
+    def _messages(self, key_id: str, body: bytes) -> None:
+        params = self._json_body(body)
+        emu = self.emu
+        emu.limiter.check_message()
+        if isinstance(params, dict):
+            emu.received.append(record("messages", None, params, rfc3339(emu.clock.now())))
+        outcome = emu.engine.run(
+            params, key_id=key_id, message_id=random_id("msg_"), service_tier="standard", in_batch=False
+        )
+        emu.limiter.record_message_tokens(outcome.billed_input, outcome.output_tokens)
+        self._send_json(200, outcome.message)
+
+    def _count_tokens(self, body: bytes) -> None:
+        params = check_count_tokens_params(self._json_body(body))
+        counted = request_tokens(params)
+        check_breakpoints([p.ttl for p in counted.parts if p.ttl is not None])
+        self._send_json(200, {"input_tokens": counted.total})
+
+    def _create_batch(self, key_id: str, body: bytes) -> None:
+        emu = self.emu
+        if not body:
+            raise ApiError(400, "request body is required (a JSON object with requests)")
+        content_type = self.headers.get("Content-Type", "")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            raise ApiError(400, f"Content-Type must be application/json, got {content_type or 'none'!r}")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(400, "request body is not valid UTF-8 JSON") from None
+        del body
+        store = emu.store
+        batch_id, tmp = store.new_batch_dir()
+        now = emu.clock.now()
+        stamp = rfc3339(now)
+        seen: set[str] = set()
+        count = 0
+        limit = emu.settings.max_batch_requests
+        try:
+            with open(tmp / "requests.jsonl", "w", encoding="utf-8", buffering=CHUNK) as requests, open(
+                tmp / "received.part", "w", encoding="utf-8", buffering=CHUNK
+            ) as received:
+                for raw, item in iter_batch_requests(text):
+                    if count >= limit:
+                        raise ApiError(
+                            413,
+                            f"requests: a batch holds at most {limit} requests",
+                            error_type="request_too_large",
+                        )
+                    custom_id, params = check_envelope(count, item, seen)
+                    count += 1
+                    if "\n" in raw or "\r" in raw:
+                        raw = json.dumps(item, ensure_ascii=False)
+                    requests.write(raw)
+                    requests.write("\n")
+                    received.write(json.dumps(record(batch_id, custom_id, params, stamp), ensure_ascii=False))
+                    received.write("\n")
+            del text
+            if count == 0:
+                raise ApiError(400, "requests: List should have at least 1 item after validation, not 0")
+            emu.limiter.check_queue(store.queued_requests(), count)
+            meta = {
+                "id": batch_id,
+                "seq": store.next_seq(),
+                "created_at": now,
+                "expires_at": now + EXPIRY_SECONDS,
+                "processing_seconds": emu.processing_seconds(),
+                "never_finish": bool(emu.faults.get("never_finish")),
+                "faults": emu.faults.batch_snapshot(),
+                "key_id": key_id,
+                "request_count": count,
+                "status": "in_progress",
+                "cancel_initiated_at": None,
+                "ended_at": None,
+                "archived_at": None,
+                "computed": False,
+            }
+            store.commit(tmp, meta)
+        except BodyError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ApiError(400, str(exc)) from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        folder = store.dir(batch_id)
+        emu.received.append_file(folder / "received.part")
+        (folder / "received.part").unlink()
+        emu.count("batch_requests_received", count)
+        emu.worker.enqueue(batch_id)
+        self._send_json(200, store.api_object(meta, self._base_url()))
+
+    def _list_batches(self, query: dict) -> None:
+        store = self.emu.store
+
+        def one(name: str) -> str | None:
+            values = query.get(name)
+            return values[-1] if values else None
+
+        raw_limit = one("limit")
+        try:
+            limit = 20 if raw_limit is None else int(raw_limit)
+        except ValueError:
+            raise ApiError(400, "limit: Input should be a valid integer") from None
+        if not 1 <= limit <= 1000:
+            raise ApiError(400, "limit: Input should be between 1 and 1000")
+        after_id, before_id = one("after_id"), one("before_id")
+        if after_id and before_id:
+            raise ApiError(400, "after_id and before_id cannot both be given")
+        ids = store.ids_newest_first()
+        if after_id:
+            if after_id not in ids:
+                raise ApiError(400, f"after_id: unknown message batch {after_id!r}")
+            start = ids.index(after_id) + 1
+            page, has_more = ids[start : start + limit], start + limit < len(ids)
+        elif before_id:
+            if before_id not in ids:
+                raise ApiError(400, f"before_id: unknown message batch {before_id!r}")
+            end = ids.index(before_id)
+            start = max(0, end - limit)
+            page, has_more = ids[start:end], start > 0
+        else:
+            page, has_more = ids[:limit], limit < len(ids)
+        base = self._base_url()
+        data = []
+        for batch_id in page:
+            try:
+                data.append(store.api_object(store.get(batch_id), base))
+            except ApiError:
+                continue  # deleted meanwhile
+        self._send_json(
+            200,
+            {
+                "data": data,
+                "has_more": has_more,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            },
+        )
+
+    # ------------------------------------------------------------------ control endpoints
+
+    def _control(self, method: str, path: str, query: dict, body: bytes) -> None:
+        emu = self.emu
+        name = path[len("/_emulator/") :]
+        payload = self._json_body(body, required=False) if body else None
+        if name == "health":
+            return self._send_json(200, {"ok": True})
+        if name == "clock":
+            if method == "POST":
+                if not isinstance(payload, dict) or not ({"advance_seconds", "set"} & set(payload)):
+                    raise ApiError(400, 'expected {"advance_seconds": N} or {"set": "<RFC 3339 time>"}')
+                try:
+                    if "set" in payload:
+                        emu.clock.set(payload["set"])
+                    if "advance_seconds" in payload:
+                        emu.clock.advance(float(payload["advance_seconds"]))
+                except (TypeError, ValueError) as exc:
+                    raise ApiError(400, f"bad clock value: {exc}") from None
+            else:
+                self._allow(method, "GET", "POST")
+            now = emu.clock.now()
+            return self._send_json(200, {"now": rfc3339(now), "epoch": now, "offset_seconds": emu.clock.offset})
+        if name == "faults":
+            if method == "POST":
+                try:
+                    emu.faults.set(payload or {})
+                except ValueError as exc:
+                    raise ApiError(400, str(exc)) from None
+            else:
+                self._allow(method, "GET", "POST")
+            return self._send_json(200, emu.faults.snapshot())
+        if name == "script":
+            if method == "POST":
+                if not isinstance(payload, dict) or not isinstance(payload.get("answers"), dict):
+                    raise ApiError(400, 'expected {"answers": {"<row text>": <directive>}}')
+                try:
+                    emu.responder.script(payload["answers"], replace=bool(payload.get("replace")))
+                except ValueError as exc:
+                    raise ApiError(400, str(exc)) from None
+            elif method == "DELETE":
+                emu.responder.clear_script()
+            else:
+                self._allow(method, "GET", "POST", "DELETE")
+            return self._send_json(200, {"answers": emu.responder.script_snapshot()})
+        if name == "received":
+            self._allow(method, "GET")
+            batch = (query.get("batch") or [None])[-1]
+            if batch is None:
+                return self._send_file(emu.received.path, "application/x-jsonl")
+            lines = [json.dumps(e, ensure_ascii=False) + "\n" for e in emu.received if e.get("batch") == batch]
+            return self._send_bytes(200, "".join(lines).encode(), "application/x-jsonl")
+        if name == "stats":
+            self._allow(method, "GET")
+            return self._send_json(200, emu.stats())
+        if name == "worker":
+            if method == "POST":
+                if not isinstance(payload, dict) or not isinstance(payload.get("paused"), bool):
+                    raise ApiError(400, 'expected {"paused": true|false}')
+                emu.worker.pause() if payload["paused"] else emu.worker.resume()
+            else:
+                self._allow(method, "GET", "POST")
+            return self._send_json(200, {"paused": emu.worker.paused})
+        raise ApiError(404, f"unknown control endpoint {path}", error_type="not_found_error")
+
+
+def _route_name(path: str) -> str:
+    """Path with ids replaced, for the call counters."""
+    parts = path.strip("/").split("/")
+    if len(parts) >= 4 and parts[:3] == ["v1", "messages", "batches"]:
+        parts[3] = "{id}"
+    return "/" + "/".join(parts)
+
+

@@ -1,0 +1,143 @@
+"""Input tokens of a request, split into the parts a cache prefix is made of.
+
+The numbers come from ``claude_batch.tokens`` (the one documented counter): the total is what
+``tokens.count_request`` returns, built here from the same public functions applied part by part
+(request overhead, each tool, the output format, each system block, each message's overhead and
+blocks), so that the token count of any cache prefix is a plain prefix sum. A test checks that the
+total always equals ``tokens.count_request``.
+
+Counting long texts is the emulator's main CPU cost (every request of a batch repeats the same
+system prompt), so texts and tool definitions are memoized.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from .. import tokens
+
+_MEMO_MIN_CHARS = 128
+_MEMO_MAX_ENTRIES = 20_000
+_memo: dict[str, int] = {}
+_memo_lock = threading.Lock()
+
+
+def _memoized(key: str, compute) -> int:
+    value = _memo.get(key)
+    if value is None:
+        value = compute()
+        with _memo_lock:
+            if len(_memo) >= _MEMO_MAX_ENTRIES:
+                _memo.clear()
+            _memo[key] = value
+    return value
+
+
+def count_text(text: str) -> int:
+    if len(text) < _MEMO_MIN_CHARS:
+        return tokens.count_text(text)
+    return _memoized(text, lambda: tokens.count_text(text))
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def _strip_cache_control(block: Any) -> Any:
+    if isinstance(block, dict) and "cache_control" in block:
+        return {k: v for k, v in block.items() if k != "cache_control"}
+    return block
+
+
+def _ttl(block: Any) -> str | None:
+    if isinstance(block, dict) and isinstance(block.get("cache_control"), dict):
+        return block["cache_control"].get("ttl", "5m")
+    return None
+
+
+def block_tokens(block: Any) -> int:
+    """Tokens of one content block, as tokens.count_message counts it."""
+    if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
+        return count_text(block["text"])
+    # count_system sums the block's content text exactly as a message's blocks are summed.
+    return tokens.count_system([block])
+
+
+@dataclass
+class Part:
+    """One position of the prompt prefix: its tokens, identity (without cache_control), breakpoint."""
+
+    tokens: int
+    identity: str
+    ttl: str | None = None
+
+
+@dataclass
+class RequestTokens:
+    parts: list[Part]
+
+    @property
+    def total(self) -> int:
+        return sum(p.tokens for p in self.parts)
+
+
+def request_tokens(params: dict) -> RequestTokens:
+    """Parts in prefix order: tools, output format, system, messages (see the prompt-caching docs)."""
+    parts = [Part(tokens.REQUEST_OVERHEAD_TOKENS, "request")]
+    for tool in params.get("tools") or ():
+        identity = _canonical(_strip_cache_control(tool))
+        count = _memoized("tool:" + identity, lambda: tokens.count_tools([tool]))
+        parts.append(Part(count, "tool:" + identity, _ttl(tool)))
+    fmt = (params.get("output_config") or {}).get("format")
+    if fmt:
+        identity = _canonical(fmt)
+        count = _memoized("format:" + identity, lambda: tokens.count_output_format(params))
+        parts.append(Part(count, "format:" + identity))
+    system = params.get("system")
+    if isinstance(system, str):
+        parts.append(Part(count_text(system), "system:" + system))
+    elif system:
+        for block in system:
+            parts.append(
+                Part(block_tokens(block), "system:" + _canonical(_strip_cache_control(block)), _ttl(block))
+            )
+    for message in params.get("messages") or ():
+        parts.append(Part(tokens.MESSAGE_OVERHEAD_TOKENS, "message:" + str(message.get("role"))))
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(Part(count_text(content), "text:" + content))
+        else:
+            for block in content or ():
+                parts.append(
+                    Part(block_tokens(block), "block:" + _canonical(_strip_cache_control(block)), _ttl(block))
+                )
+    top = params.get("cache_control")
+    if isinstance(top, dict) and len(parts) > 1 and parts[-1].ttl is None:
+        # Top-level cache_control marks the last cacheable block of the request.
+        parts[-1].ttl = top.get("ttl", "5m")
+    return RequestTokens(parts)
+
+
+def usage_object(
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read: int = 0,
+    cache_write_5m: int = 0,
+    cache_write_1h: int = 0,
+    service_tier: str = "standard",
+) -> dict:
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_creation_input_tokens": cache_write_5m + cache_write_1h,
+        "cache_read_input_tokens": cache_read,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": cache_write_5m,
+            "ephemeral_1h_input_tokens": cache_write_1h,
+        },
+        "service_tier": service_tier,
+    }

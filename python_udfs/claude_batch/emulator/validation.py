@@ -1,0 +1,365 @@
+"""Request checks, with the API's split between envelope and params problems.
+
+- Batch envelope (body shape, ``custom_id`` pattern and uniqueness, request count) fails the whole
+  create call: 400 ``invalid_request_error``, or 413 ``request_too_large`` above 100,000 requests.
+- Problems inside ``params`` raise :class:`ParamsError`; ``/v1/messages`` answers it as an HTTP
+  error, a batch turns it into an ``errored`` result line (type ``invalid_request_error``).
+
+The batch body is parsed element by element (``iter_batch_requests``) so a 100,000-request upload
+is never held as one big Python object.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Iterator
+
+from .. import catalog
+from .errors import ApiError
+
+CUSTOM_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+MAX_BATCH_REQUESTS = 100_000
+MAX_BREAKPOINTS = 4
+
+# Body keys of a Messages request: the SDK's MessageCreateParams, plus the sampling parameters the
+# API still takes (the SDK 2.x types dropped them, our prompts still send temperature).
+MESSAGE_KEYS = frozenset(
+    {
+        "model", "max_tokens", "messages", "system", "tools", "tool_choice", "output_config",
+        "metadata", "stop_sequences", "stream", "thinking", "cache_control", "container",
+        "diagnostics", "inference_geo", "service_tier", "speed", "user_profile_id",
+        "temperature", "top_p", "top_k", "context_management", "mcp_servers",
+    }
+)
+COUNT_TOKENS_KEYS = frozenset(
+    {
+        "model", "messages", "system", "tools", "tool_choice", "output_config", "thinking",
+        "cache_control", "speed", "user_profile_id", "context_management", "mcp_servers",
+    }
+)
+_TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+_ROLES = ("user", "assistant")
+
+
+class ParamsError(ApiError):
+    """A problem inside Messages params (HTTP error on /v1/messages, errored line in a batch)."""
+
+
+def _bad(message: str, status: int = 400, error_type: str | None = None) -> ParamsError:
+    return ParamsError(status, message, error_type=error_type)
+
+
+# ---------------------------------------------------------------------------- batch envelope
+
+_WS_RE = re.compile(r"[ \t\n\r]*")
+
+
+class BodyError(ValueError):
+    pass
+
+
+def iter_batch_requests(text: str) -> Iterator[tuple[str, Any]]:
+    """Yield ``(raw_json, value)`` for each element of the body's top-level ``requests`` array.
+
+    Other top-level keys are checked (only ``requests`` is allowed). Raises BodyError on anything
+    that is not a JSON object with a ``requests`` array.
+    """
+    decoder = json.JSONDecoder()
+    ws = _WS_RE.match
+
+    def skip(pos: int) -> int:
+        return ws(text, pos).end()
+
+    pos = skip(0)
+    if pos >= len(text) or text[pos] != "{":
+        raise BodyError("request body must be a JSON object")
+    pos = skip(pos + 1)
+    seen_requests = False
+    if pos < len(text) and text[pos] == "}":
+        pos = skip(pos + 1)
+    else:
+        while True:
+            if pos >= len(text) or text[pos] != '"':
+                raise BodyError(f"invalid JSON at character {pos}")
+            try:
+                key, pos = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError as exc:
+                raise BodyError(f"invalid JSON: {exc}") from None
+            pos = skip(pos)
+            if pos >= len(text) or text[pos] != ":":
+                raise BodyError(f"invalid JSON at character {pos}")
+            pos = skip(pos + 1)
+            if key == "requests":
+                if seen_requests:
+                    raise BodyError("requests: given twice")
+                seen_requests = True
+                if pos >= len(text) or text[pos] != "[":
+                    raise BodyError("requests: Input should be a valid list")
+                pos = skip(pos + 1)
+                if pos < len(text) and text[pos] == "]":
+                    pos = skip(pos + 1)
+                else:
+                    while True:
+                        start = pos
+                        try:
+                            value, pos = decoder.raw_decode(text, pos)
+                        except json.JSONDecodeError as exc:
+                            raise BodyError(f"invalid JSON: {exc}") from None
+                        yield text[start:pos], value
+                        pos = skip(pos)
+                        if pos < len(text) and text[pos] == ",":
+                            pos = skip(pos + 1)
+                            continue
+                        if pos < len(text) and text[pos] == "]":
+                            pos = skip(pos + 1)
+                            break
+                        raise BodyError(f"invalid JSON at character {pos}")
+            else:
+                # Validate it is JSON, then reject it as the API does for unknown fields.
+                try:
+                    decoder.raw_decode(text, pos)
+                except json.JSONDecodeError as exc:
+                    raise BodyError(f"invalid JSON: {exc}") from None
+                raise BodyError(f"{key}: Extra inputs are not permitted")
+            if pos < len(text) and text[pos] == ",":
+                pos = skip(pos + 1)
+                continue
+            if pos < len(text) and text[pos] == "}":
+                pos = skip(pos + 1)
+                break
+            raise BodyError(f"invalid JSON at character {pos}")
+    if pos != len(text):
+        raise BodyError(f"invalid JSON: extra data at character {pos}")
+    if not seen_requests:
+        raise BodyError("requests: Field required")
+
+
+def check_envelope(index: int, item: Any, seen: set[str]) -> tuple[str, Any]:
+    """(custom_id, params) of one batch request, or ApiError 400 for the whole create call."""
+    if not isinstance(item, dict):
+        raise ApiError(400, f"requests.{index}: Input should be a valid dictionary")
+    for key in item:
+        if key not in ("custom_id", "params"):
+            raise ApiError(400, f"requests.{index}.{key}: Extra inputs are not permitted")
+    if "custom_id" not in item:
+        raise ApiError(400, f"requests.{index}.custom_id: Field required")
+    if "params" not in item:
+        raise ApiError(400, f"requests.{index}.params: Field required")
+    custom_id = item["custom_id"]
+    if not isinstance(custom_id, str):
+        raise ApiError(400, f"requests.{index}.custom_id: Input should be a valid string")
+    if not CUSTOM_ID_RE.match(custom_id):
+        raise ApiError(
+            400,
+            f"requests.{index}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'",
+        )
+    if custom_id in seen:
+        raise ApiError(
+            400,
+            f"requests.{index}.custom_id: Duplicate custom_id {custom_id!r}; "
+            "custom_id values must be unique within a batch",
+        )
+    seen.add(custom_id)
+    return custom_id, item["params"]
+
+
+# ---------------------------------------------------------------------------- params
+
+
+def _check_cache_control(where: str, value: Any) -> str:
+    field = f"{where}.cache_control" if where else "cache_control"
+    if not isinstance(value, dict) or value.get("type") != "ephemeral":
+        raise _bad(f"{field}: expected {{\"type\": \"ephemeral\"}}")
+    ttl = value.get("ttl", "5m")
+    if ttl not in ("5m", "1h"):
+        raise _bad(f"{field}.ttl: Input should be '5m' or '1h'")
+    return ttl
+
+
+def _check_blocks(where: str, content: Any, *, allow_string: bool = True) -> None:
+    if isinstance(content, str):
+        if not allow_string:
+            raise _bad(f"{where}: Input should be a valid list")
+        return
+    if not isinstance(content, list):
+        raise _bad(f"{where}: Input should be a valid string or list of content blocks")
+    for j, block in enumerate(content):
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            raise _bad(f"{where}.{j}: content blocks must be objects with a type")
+        if block["type"] == "text" and not isinstance(block.get("text"), str):
+            raise _bad(f"{where}.{j}.text: Field required")
+        if "cache_control" in block and block["cache_control"] is not None:
+            _check_cache_control(f"{where}.{j}", block["cache_control"])
+
+
+def _check_schema_output(params: dict, model: str) -> None:
+    output_config = params.get("output_config")
+    if output_config is None:
+        return
+    if not isinstance(output_config, dict):
+        raise _bad("output_config: Input should be a valid dictionary")
+    fmt = output_config.get("format")
+    if fmt is None:
+        return
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        raise _bad("output_config.format.type: Input should be 'json_schema'")
+    if not isinstance(fmt.get("schema"), dict):
+        raise _bad("output_config.format.schema: Field required")
+    if catalog.is_known(model) and not catalog.model_info(model).json_schema_output:
+        raise _bad(f"output_config.format: structured outputs are not supported by model {model}")
+
+
+def _check_tools(params: dict) -> None:
+    tools = params.get("tools")
+    names: set[str] = set()
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise _bad("tools: Input should be a valid list")
+        for i, tool in enumerate(tools):
+            if not isinstance(tool, dict):
+                raise _bad(f"tools.{i}: Input should be a valid dictionary")
+            name = tool.get("name")
+            if not isinstance(name, str) or not _TOOL_NAME_RE.match(name):
+                raise _bad(f"tools.{i}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
+            if tool.get("type") in (None, "custom") and not isinstance(tool.get("input_schema"), dict):
+                raise _bad(f"tools.{i}.input_schema: Field required")
+            if name in names:
+                raise _bad("tools: Tool names must be unique.")
+            names.add(name)
+            if tool.get("cache_control") is not None:
+                _check_cache_control(f"tools.{i}", tool["cache_control"])
+    choice = params.get("tool_choice")
+    if choice is None:
+        return
+    if not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none"):
+        raise _bad("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
+    if choice["type"] in ("any", "tool") and not names:
+        raise _bad("tool_choice: tool_choice forces tool use but no tools were provided")
+    if choice["type"] == "tool" and choice.get("name") not in names:
+        raise _bad(f"tool_choice.name: tool {choice.get('name')!r} is not one of the provided tools")
+    thinking = params.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive") and choice["type"] in (
+        "any",
+        "tool",
+    ):
+        raise _bad("Thinking may not be enabled when tool_choice forces tool use.")
+
+
+def _check_model(params: dict, *, in_batch: bool) -> str:
+    if "model" not in params:
+        raise _bad("model: Field required")
+    model = params["model"]
+    if not isinstance(model, str):
+        raise _bad("model: Input should be a valid string")
+    if not catalog.is_known(model):
+        # The Messages API answers an unknown model with 404 not_found_error "model: <name>".
+        raise _bad(f"model: {model}", 404, "not_found_error") if not in_batch else _bad(f"model: {model}")
+    return model
+
+
+def _check_messages(params: dict) -> None:
+    messages = params.get("messages")
+    if messages is None:
+        raise _bad("messages: Field required")
+    if not isinstance(messages, list):
+        raise _bad("messages: Input should be a valid list")
+    if not messages:
+        raise _bad("messages: at least one message is required")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _bad(f"messages.{i}: Input should be a valid dictionary")
+        if message.get("role") not in _ROLES:
+            raise _bad(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        if "content" not in message:
+            raise _bad(f"messages.{i}.content: Field required")
+        _check_blocks(f"messages.{i}.content", message["content"])
+
+
+def _check_sampling(params: dict) -> None:
+    for key, low, high in (("temperature", 0.0, 1.0), ("top_p", 0.0, 1.0)):
+        value = params.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise _bad(f"{key}: Input should be a number between {low:g} and {high:g}")
+    top_k = params.get("top_k")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
+        raise _bad("top_k: Input should be a non-negative integer")
+    stops = params.get("stop_sequences")
+    if stops is not None and (not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)):
+        raise _bad("stop_sequences: Input should be a valid list of strings")
+
+
+def check_breakpoints(ttls: list[str]) -> None:
+    """At most 4 cache breakpoints, and no 1 h TTL after a 5 min one (ttls in prefix order)."""
+    if len(ttls) > MAX_BREAKPOINTS:
+        raise _bad(
+            f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {len(ttls)}."
+        )
+    seen_short = False
+    for ttl in ttls:
+        if ttl == "5m":
+            seen_short = True
+        elif seen_short:
+            raise _bad(
+                "a ttl='1h' cache_control block must not come after a ttl='5m' cache_control block "
+                "(longer TTLs must come first)"
+            )
+
+
+def check_params(params: Any, *, in_batch: bool) -> dict:
+    """Raise ParamsError for the first problem in Messages params; return them when valid.
+
+    Cache breakpoints are checked by the caller with ``check_breakpoints`` once it has counted the
+    request's parts (that count is needed anyway and is the expensive step).
+    """
+    if not isinstance(params, dict):
+        raise _bad("params: Input should be a valid dictionary")
+    for key in params:
+        if key not in MESSAGE_KEYS:
+            raise _bad(f"{key}: Extra inputs are not permitted")
+    model = _check_model(params, in_batch=in_batch)
+    if "max_tokens" not in params:
+        raise _bad("max_tokens: Field required")
+    max_tokens = params["max_tokens"]
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+        raise _bad("max_tokens: Input should be a valid integer")
+    # Batches need at least 1; the Messages API takes 0 to pre-warm the prompt cache.
+    minimum = 1 if in_batch else 0
+    if max_tokens < minimum:
+        raise _bad(f"max_tokens: Input should be greater than or equal to {minimum}")
+    limit = catalog.model_info(model).max_output_tokens
+    if max_tokens > limit:
+        raise _bad(
+            f"max_tokens: {max_tokens} > {limit}, which is the maximum allowed number of output "
+            f"tokens for {model}"
+        )
+    if params.get("stream"):
+        if in_batch:
+            raise _bad("stream: streaming is not supported inside Message Batches requests")
+        raise _bad("stream: the emulator does not implement streaming; send stream=false")
+    _check_messages(params)
+    if params.get("system") is not None:
+        _check_blocks("system", params["system"])
+    _check_sampling(params)
+    _check_tools(params)
+    _check_schema_output(params, model)
+    if params.get("cache_control") is not None:
+        _check_cache_control("", params["cache_control"])
+    return params
+
+
+def check_count_tokens_params(params: Any) -> dict:
+    if not isinstance(params, dict):
+        raise _bad("request body must be a JSON object")
+    for key in params:
+        if key not in COUNT_TOKENS_KEYS:
+            raise _bad(f"{key}: Extra inputs are not permitted")
+    model = _check_model(params, in_batch=False)
+    _check_messages(params)
+    if params.get("system") is not None:
+        _check_blocks("system", params["system"])
+    _check_tools(params)
+    _check_schema_output(params, model)
+    return params
