@@ -1,0 +1,34 @@
+# Everything a fresh machine needs: Python >= 3.11 (duckdb 2.0 requires it) and network access to PyPI.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DO_NOT_TRACK := 1
+
+.PHONY: setup demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed (duckdb 2.0); set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+## Start the emulator (unless ANTHROPIC_API_KEY is set), run `dbt build` until every demo row is classified,
+## print label counts and what it cost.
+demo: setup
+	$(BIN)/python scripts/demo.py
+
+## The whole test suite (unit, emulator, pipeline end to end with real dbt runs, crash and fault suites).
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/emulator.py
+	$(BIN)/python bench/cost.py
+	$(BIN)/python bench/scale.py
+
+clean:
+	rm -rf target logs dbt_packages integration_tests/target integration_tests/dbt_packages integration_tests/logs
