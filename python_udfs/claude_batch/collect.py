@@ -17,6 +17,7 @@ from typing import Any, Iterable
 import pyarrow as pa
 
 from . import batches, catalog, cost, prompts, tokens
+from .crashpoints import checkpoint
 from .state import StateStore
 
 log = logging.getLogger(__name__)
@@ -234,9 +235,12 @@ def collect_batch(store: StateStore, client: Any, sub: dict, spec: prompts.Promp
         with tempfile.TemporaryDirectory(dir=work_dir, prefix="claude_batch_") as tmp:
             path = Path(tmp) / f"{sub['batch_id']}.jsonl"
             batches.download_results(client, sub["batch_id"], path, expected_lines=len(item_counts))
+            checkpoint("after_download")
             stage_results_file(store, staging, path, spec, sub["model"], item_counts)
-    return apply_staging(store, staging, sub["submission_key"], classifier=classifier, batch_id=sub["batch_id"],
-                         model=sub["model"])
+    got = apply_staging(store, staging, sub["submission_key"], classifier=classifier, batch_id=sub["batch_id"],
+                        model=sub["model"])
+    checkpoint("after_collect_write")
+    return got
 
 
 def stage_realtime(staging: _Staging, spec: prompts.PromptSpec, model: str,

@@ -26,6 +26,7 @@ import anthropic
 from . import batches, collect, config as config_mod, cost, packing, prompts
 from . import source as source_rows
 from .client import make_client
+from .crashpoints import checkpoint
 from .config import ClassifierConfig
 from .state import PendingItem, StateStore
 from .warehouse import Warehouse
@@ -331,6 +332,7 @@ class Pipeline:
                 bodies[chunk[index]]["custom_id"] = p.custom_id
             self._record_intent(sub_key, chunk_planned, sum(sizes[i] for i in chunk), prefix, cached, mode="batch")
             intents.append((sub_key, [bodies[i] for i in chunk]))
+        checkpoint("after_intent")
 
         def create(intent):
             sub_key, reqs = intent
@@ -346,7 +348,9 @@ class Pipeline:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for sub_key, batch, error in pool.map(create, intents):
                 if batch is not None:
+                    checkpoint("after_create")
                     self.store.record_submitted(sub_key, batch)
+                    checkpoint("after_submitted")
                     self.run.submitted_batches += 1
                     info(f"submitted batch {batch['id']} ({batch_size(intents, sub_key)} request(s))")
                 elif isinstance(error, anthropic.APIStatusError) and error.status_code in (400, 401, 403, 404, 413):
@@ -511,11 +515,16 @@ def classify(
     )
     database = getattr(this, "database", None)
     wh = Warehouse(session, database=database, state_schema=cfg.state_schema)
-    source_sql = source_rows.relation_sql(source)
-    pipe = Pipeline(cfg, wh, source_sql, client=client)
-    pipe.prepare()
     is_incremental = bool(getattr(dbt, "is_incremental", False))
     this_sql = str(this) if is_incremental and wh.table_exists(str(this)) else None
+    return run(cfg, wh, source_rows.relation_sql(source), this_sql=this_sql, client=client)
+
+
+def run(cfg: ClassifierConfig, wh: Warehouse, source_sql: str, *, this_sql: str | None = None,
+        client: Any | None = None):
+    """One run outside dbt's plumbing (benchmarks and scripts use it too): returns the output relation."""
+    pipe = Pipeline(cfg, wh, source_sql, client=client)
+    pipe.prepare()
     pipe.lock()  # raises LockedError naming the holder: nothing is sent
     try:
         if not cfg.dry_run:
@@ -533,4 +542,5 @@ def classify(
         pipe.finish()
     finally:
         pipe.unlock()
+    checkpoint("before_output")
     return wh.relation(pipe.output_sql(this_sql))

@@ -54,6 +54,7 @@ class Emulator:
         max_batch_requests: int = 100_000,
         max_batch_bytes: int | None = None,
         max_request_bytes: int | None = None,
+        worker_processes: int | None = None,
         worker_paused: bool = False,
         verbose: bool = False,
     ) -> None:
@@ -70,6 +71,7 @@ class Emulator:
             api_keys=tuple(api_keys or ()),
             faults=dict(faults or {}),
             max_batch_requests=max_batch_requests,
+            worker_processes=worker_processes,
             worker_paused=worker_paused,
             verbose=verbose,
         )

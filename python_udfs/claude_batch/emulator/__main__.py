@@ -48,6 +48,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="fault configuration as JSON or @file (also CLAUDE_BATCH_EMULATOR_FAULTS)",
     )
     parser.add_argument("--max-batch-requests", type=int, default=100_000)
+    parser.add_argument(
+        "--worker-processes", type=int, default=None,
+        help="helper processes answering big batches (default min(4, CPUs); 0 or 1: none)",
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="log every request line")
     return parser.parse_args(argv)
 
@@ -76,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         api_keys=tuple(keys),
         faults=faults or {},
         max_batch_requests=args.max_batch_requests,
+        worker_processes=args.worker_processes,
         verbose=args.verbose,
     )
     try:

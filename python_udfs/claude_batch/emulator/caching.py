@@ -19,20 +19,39 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
-from typing import Iterator
 
 from .. import catalog
 from .clock import Clock
-from .usage import RequestTokens, request_tokens
+from .usage import RequestTokens
 
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 
 
-def iter_breakpoints(params: dict) -> Iterator[tuple[int, str]]:
-    """(part index, ttl) of every breakpoint, in prefix order."""
-    for index, part in enumerate(request_tokens(params).parts):
-        if part.ttl is not None:
-            yield index, part.ttl
+@dataclass(frozen=True)
+class Breakpoint:
+    """A cacheable prefix: its tokens, a digest of its exact content, its TTL."""
+
+    tokens: int
+    digest: bytes
+    ttl: str
+
+
+def prefix_breakpoints(counted: RequestTokens) -> list[Breakpoint]:
+    """Every breakpoint of a request, in prefix order (one pass over its parts)."""
+    marked = [i for i, p in enumerate(counted.parts) if p.ttl is not None]
+    if not marked:
+        return []
+    hasher = hashlib.sha256()
+    result = []
+    running = 0
+    wanted = set(marked)
+    for index, part in enumerate(counted.parts[: marked[-1] + 1]):
+        running += part.tokens
+        hasher.update(part.identity.encode("utf-8", "surrogatepass"))
+        hasher.update(b"\x00")
+        if index in wanted:
+            result.append(Breakpoint(running, hasher.copy().digest(), part.ttl or "5m"))
+    return result
 
 
 @dataclass
@@ -63,28 +82,17 @@ class PromptCache:
         with self._lock:
             self._entries.clear()
 
-    def account(self, key_id: str, params: dict, counted: RequestTokens | None = None) -> CacheUsage:
+    def account(self, key_id: str, model: str, breakpoints: list[Breakpoint]) -> CacheUsage:
         """Cache read/write tokens of one request, updating the cache."""
-        counted = counted or request_tokens(params)
-        breakpoints = [(i, p.ttl) for i, p in enumerate(counted.parts) if p.ttl is not None]
         if not breakpoints:
             return CacheUsage()
-        model = params.get("model")
-        minimum = catalog.model_info(model).min_cacheable_tokens
-        canonical_model = catalog.model_info(model).name
-
-        # Prefix token sums and identities, computed in one pass.
-        hasher = hashlib.sha256(f"{key_id}\x00{canonical_model}\x00".encode())
-        wanted = {i: ttl for i, ttl in breakpoints}
-        eligible: list[tuple[bytes, int, str]] = []  # (key, prefix tokens, ttl)
-        running = 0
-        last = breakpoints[-1][0]
-        for index, part in enumerate(counted.parts[: last + 1]):
-            running += part.tokens
-            hasher.update(part.identity.encode("utf-8", "surrogatepass"))
-            hasher.update(b"\x00")
-            if index in wanted and running >= minimum:
-                eligible.append((hasher.copy().digest(), running, wanted[index]))
+        info = catalog.model_info(model)
+        namespace = f"{key_id}\x00{info.name}\x00".encode()
+        eligible = [
+            (hashlib.sha256(namespace + bp.digest).digest(), bp.tokens, bp.ttl)
+            for bp in breakpoints
+            if bp.tokens >= info.min_cacheable_tokens
+        ]
         if not eligible:
             return CacheUsage()
 
@@ -95,8 +103,7 @@ class PromptCache:
                 self._prune(now)
             hit = -1
             for position in range(len(eligible) - 1, -1, -1):
-                key, _, _ = eligible[position]
-                entry = self._entries.get(key)
+                entry = self._entries.get(eligible[position][0])
                 if entry is not None and entry.expires_at > now:
                     hit = position
                     entry.expires_at = now + TTL_SECONDS[entry.ttl]

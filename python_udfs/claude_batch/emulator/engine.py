@@ -1,7 +1,9 @@
 """One Messages request in, one Message object out (shared by /v1/messages and the batch worker).
 
 Steps: check params, count input tokens by part (usage.py), get the answer (responder.py), cap it
-at ``max_tokens``, account the prompt cache (caching.py), build the Message dict.
+at ``max_tokens`` (``prepare``, pure: it may run in a helper process), then account the prompt
+cache (caching.py, always in the server process, in request order) and fill in the usage
+(``finish``).
 
 - Output tokens: ``tokens.count_text`` of the answer text (the JSON text for output_config answers,
   the compact JSON of the input for tool_use answers).
@@ -17,10 +19,22 @@ import json
 from dataclasses import dataclass
 
 from .. import tokens
-from .caching import PromptCache
+from .caching import Breakpoint, PromptCache, prefix_breakpoints
 from .responder import Answer, Responder, tool_use_id
 from .usage import request_tokens, usage_object
 from .validation import check_breakpoints, check_params
+
+
+@dataclass
+class Prepared:
+    """Everything about a request's answer except its cache usage."""
+
+    model: str
+    content: list
+    stop_reason: str
+    output_tokens: int
+    input_total: int
+    breakpoints: list[Breakpoint]
 
 
 @dataclass
@@ -62,6 +76,48 @@ def render(answer: Answer, max_tokens: int) -> tuple[list[dict], int, str]:
     return [{"type": "text", "text": text}], max(1, count), "end_turn"
 
 
+def prepare(params: object, responder: Responder, *, in_batch: bool) -> Prepared:
+    """Raises validation.ParamsError for bad params."""
+    checked = check_params(params, in_batch=in_batch)
+    counted = request_tokens(checked)
+    check_breakpoints([p.ttl for p in counted.parts if p.ttl is not None])
+    answer = responder.answer(checked)
+    content, output_tokens, stop_reason = render(answer, checked["max_tokens"])
+    return Prepared(
+        model=checked["model"],
+        content=content,
+        stop_reason=stop_reason,
+        output_tokens=output_tokens,
+        input_total=counted.total,
+        breakpoints=prefix_breakpoints(counted),
+    )
+
+
+def finish(
+    prepared: Prepared, cache: PromptCache, *, key_id: str, message_id: str, service_tier: str
+) -> Outcome:
+    cached = cache.account(key_id, prepared.model, prepared.breakpoints)
+    uncached = prepared.input_total - cached.read - cached.write
+    message = {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": prepared.model,
+        "content": prepared.content,
+        "stop_reason": prepared.stop_reason,
+        "stop_sequence": None,
+        "usage": usage_object(
+            input_tokens=uncached,
+            output_tokens=prepared.output_tokens,
+            cache_read=cached.read,
+            cache_write_5m=cached.write_5m,
+            cache_write_1h=cached.write_1h,
+            service_tier=service_tier,
+        ),
+    }
+    return Outcome(message, prepared.input_total, uncached + cached.write, prepared.output_tokens)
+
+
 class Engine:
     def __init__(self, cache: PromptCache, responder: Responder) -> None:
         self.cache = cache
@@ -69,7 +125,7 @@ class Engine:
 
     def run(
         self,
-        params: dict,
+        params: object,
         *,
         key_id: str,
         message_id: str,
@@ -77,29 +133,5 @@ class Engine:
         in_batch: bool,
     ) -> Outcome:
         """Raises validation.ParamsError for bad params (before touching the cache)."""
-        check_params(params, in_batch=in_batch)
-        counted = request_tokens(params)
-        check_breakpoints([p.ttl for p in counted.parts if p.ttl is not None])
-        answer = self.responder.answer(params)
-        content, output_tokens, stop_reason = render(answer, params["max_tokens"])
-        cached = self.cache.account(key_id, params, counted)
-        total = counted.total
-        uncached = total - cached.read - cached.write
-        message = {
-            "id": message_id,
-            "type": "message",
-            "role": "assistant",
-            "model": params["model"],
-            "content": content,
-            "stop_reason": stop_reason,
-            "stop_sequence": None,
-            "usage": usage_object(
-                input_tokens=uncached,
-                output_tokens=output_tokens,
-                cache_read=cached.read,
-                cache_write_5m=cached.write_5m,
-                cache_write_1h=cached.write_1h,
-                service_tier=service_tier,
-            ),
-        }
-        return Outcome(message, total, uncached + cached.write, output_tokens)
+        prepared = prepare(params, self.responder, in_batch=in_batch)
+        return finish(prepared, self.cache, key_id=key_id, message_id=message_id, service_tier=service_tier)

@@ -149,25 +149,31 @@ class LabelModel:
             for w, weight in vocab.items():
                 self._index.setdefault(_index_key(w), []).append((w, position, weight))
 
-    def word_scores(self, word: str) -> tuple[float, ...]:
+    def word_scores(self, word: str) -> tuple[tuple[int, float], ...]:
+        """Sparse ((label position, weight), ...) for one lowercased word; () for most words."""
         cached = self._word_cache.get(word)
         if cached is not None:
             return cached
-        best = [0.0] * len(self.names)
-        for candidate, position, weight in self._index.get(_index_key(word), ()):
-            if weight > best[position] and words_match(word, candidate):
-                best[position] = weight
-        result = tuple(best)
-        if len(self._word_cache) < 50_000:
+        result: tuple[tuple[int, float], ...] = ()
+        if len(word) >= 3 and word not in _STOP:
+            best: dict[int, float] = {}
+            for candidate, position, weight in self._index.get(_index_key(word), ()):
+                if weight > best.get(position, 0.0) and words_match(word, candidate):
+                    best[position] = weight
+            result = tuple(sorted(best.items()))
+        if len(self._word_cache) < 100_000:
             self._word_cache[word] = result
         return result
 
     def scores(self, text: str) -> list[float]:
         total = [0.0] * len(self.names)
-        for word in words(text):
-            for i, s in enumerate(self.word_scores(word)):
-                if s:
-                    total[i] += s
+        cache = self._word_cache
+        for word in _WORD_RE.findall(text.lower()):
+            sparse = cache.get(word)
+            if sparse is None:
+                sparse = self.word_scores(word)
+            for position, weight in sparse:
+                total[position] += weight
         return total
 
     def choose(self, text: str, multi: bool) -> list[str]:
@@ -388,6 +394,10 @@ class Responder:
 
     def set_hook(self, hook: Hook | None) -> None:
         self._hook = hook
+
+    @property
+    def has_hook(self) -> bool:
+        return self._hook is not None
 
     # --- answering
 

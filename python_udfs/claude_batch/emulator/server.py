@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import resource
 import secrets
 import shutil
 import socket
@@ -71,7 +72,9 @@ class EmulatorServer:
         self.engine = Engine(self.cache, self.responder)
         self.store = BatchStore(state / "batches", self.clock, cancel_seconds=settings.cancel_seconds)
         self.received = ReceivedLog(state / "received.jsonl")
-        self.worker = Worker(self.store, self.engine)
+        self.worker = Worker(
+            self.store, self.cache, self.responder, processes=settings.worker_processes
+        )
         self._salt = self._load_salt(state / "key_salt")
         self._stats_lock = threading.Lock()
         self.counters: dict[str, int] = {}
@@ -119,6 +122,7 @@ class EmulatorServer:
             "batch_requests_processed": self.worker.processed_requests,
             "cache": dict(self.cache.stats),
             "worker_paused": self.worker.paused,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "clock": rfc3339(self.clock.now()),
         }
 

@@ -46,6 +46,13 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
+def _block_identity(block: Any) -> str:
+    """The block as the cache sees it: its content without the cache_control marker."""
+    if isinstance(block, dict) and block.get("type") == "text" and block.keys() <= {"type", "text", "cache_control"}:
+        return "text:" + str(block.get("text"))  # the common case, without a JSON dump
+    return _canonical(_strip_cache_control(block))
+
+
 def _strip_cache_control(block: Any) -> Any:
     if isinstance(block, dict) and "cache_control" in block:
         return {k: v for k, v in block.items() if k != "cache_control"}
@@ -101,9 +108,7 @@ def request_tokens(params: dict) -> RequestTokens:
         parts.append(Part(count_text(system), "system:" + system))
     elif system:
         for block in system:
-            parts.append(
-                Part(block_tokens(block), "system:" + _canonical(_strip_cache_control(block)), _ttl(block))
-            )
+            parts.append(Part(block_tokens(block), "system:" + _block_identity(block), _ttl(block)))
     for message in params.get("messages") or ():
         parts.append(Part(tokens.MESSAGE_OVERHEAD_TOKENS, "message:" + str(message.get("role"))))
         content = message.get("content")
@@ -111,9 +116,7 @@ def request_tokens(params: dict) -> RequestTokens:
             parts.append(Part(count_text(content), "text:" + content))
         else:
             for block in content or ():
-                parts.append(
-                    Part(block_tokens(block), "block:" + _canonical(_strip_cache_control(block)), _ttl(block))
-                )
+                parts.append(Part(block_tokens(block), "block:" + _block_identity(block), _ttl(block)))
     top = params.get("cache_control")
     if isinstance(top, dict) and len(parts) > 1 and parts[-1].ttl is None:
         # Top-level cache_control marks the last cacheable block of the request.

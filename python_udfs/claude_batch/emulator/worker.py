@@ -1,13 +1,17 @@
-"""Background processing of batches: requests.jsonl -> result lines on disk, one line at a time.
+"""Background processing of batches: requests.jsonl -> result lines on disk, streamed.
 
-A single thread takes batches in creation order and streams each request through the engine,
-writing result lines into 16 bucket files (by a hash of custom_id) and then concatenating them
-into ``results.jsonl``. Nothing is held in memory but the current line, so a 100,000-request batch
-costs the same memory as a 10-request one. Requests are processed in order, so within a batch the
-first request with a cacheable prefix writes the cache and later ones read it.
+One thread takes batches in creation order and streams each request line through the engine,
+writing result lines into 16 bucket files (by a hash of custom_id), then concatenates them into
+``results.jsonl``. Only a bounded window of lines is ever in memory, so a 100,000-request batch
+costs the same memory as a 10-request one.
 
-Stopping mid-batch leaves it unfinished on disk; the next start redoes it from the first line
-(the pass is deterministic apart from cache state).
+Speed: the CPU-heavy, pure part of answering (parsing, checks, token counting, the responder) runs
+in a pool of helper processes for large batches (``PARALLEL_MIN_REQUESTS`` and up, no responder
+hook set); cache accounting and result lines are done here, strictly in request order, so within
+a batch the first request with a cacheable prefix writes the cache and later ones read it. Small
+batches, and any batch while a Python responder hook is set, are computed in this thread.
+
+Stopping mid-batch leaves it unfinished on disk; the next start redoes it from the first line.
 """
 
 from __future__ import annotations
@@ -15,19 +19,30 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import queue
 import threading
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import islice
+from typing import Iterable, Iterator
 
-from .engine import Engine
+from .engine import Prepared, finish, prepare
 from .errors import error_object
 from .faults import pick_outcome
+from .responder import Responder
 from .store import BUCKETS, BatchStore, zero_counts
 from .validation import ParamsError
 
 log = logging.getLogger("claude_batch.emulator")
 
+PARALLEL_MIN_REQUESTS = 2000
+CHUNK_LINES = 500
 _RETRYABLE = (("api_error", "Internal server error"), ("overloaded_error", "Overloaded"))
+
+# (index, custom_id, prepared or None, params error message or None)
+Computed = tuple[int, str, "Prepared | None", "str | None"]
 
 
 def _digest(*parts: str) -> str:
@@ -38,10 +53,36 @@ def bucket_of(custom_id: str) -> int:
     return hashlib.blake2b(custom_id.encode(), digest_size=1).digest()[0] % BUCKETS
 
 
+def compute_lines(responder: Responder, lines: Iterable[tuple[int, str]]) -> list[Computed]:
+    out: list[Computed] = []
+    for index, raw in lines:
+        item = json.loads(raw)
+        try:
+            out.append((index, item["custom_id"], prepare(item["params"], responder, in_batch=True), None))
+        except ParamsError as exc:
+            out.append((index, item["custom_id"], None, exc.message))
+    return out
+
+
+_child_responder: Responder | None = None
+
+
+def _compute_chunk(script: dict, lines: list[tuple[int, str]]) -> list[Computed]:
+    """Entry point in a helper process (keeps its responder, and so its label models, warm)."""
+    global _child_responder
+    if _child_responder is None:
+        _child_responder = Responder()
+    _child_responder.script(script, replace=True)
+    return compute_lines(_child_responder, lines)
+
+
 class Worker:
-    def __init__(self, store: BatchStore, engine: Engine) -> None:
+    def __init__(self, store: BatchStore, cache, responder: Responder, *, processes: int | None = None) -> None:
         self.store = store
-        self.engine = engine
+        self.cache = cache
+        self.responder = responder
+        self.processes = min(4, os.cpu_count() or 1) if processes is None else processes
+        self._pool: ProcessPoolExecutor | None = None
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._stop = threading.Event()
         self._running = threading.Event()
@@ -58,7 +99,11 @@ class Worker:
         self._stop.set()
         self._running.set()
         self._queue.put(None)
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def pause(self) -> None:
         self._running.clear()
@@ -89,12 +134,44 @@ class Worker:
                 self._running.wait()
                 if not self._stop.is_set():
                     self._process(batch_id)
-            except Exception:  # keep serving other batches; the batch stays in_progress
+            except Exception:  # keep serving other batches; this one stays in_progress
                 log.exception("batch %s failed in the emulator worker", batch_id)
             finally:
                 with self._idle:
                     self._pending -= 1
                     self._idle.notify_all()
+
+    # ------------------------------------------------------------------ computing
+
+    def _checkpoint(self) -> bool:
+        """Honour pause; False when stopping."""
+        if self._stop.is_set():
+            return False
+        self._running.wait()
+        return not self._stop.is_set()
+
+    def _computed(self, lines: Iterator[tuple[int, str]], parallel: bool) -> Iterator[Computed]:
+        if not parallel:
+            while True:
+                chunk = list(islice(lines, CHUNK_LINES))
+                if not chunk or not self._checkpoint():
+                    return
+                yield from compute_lines(self.responder, chunk)
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+        script = self.responder.script_snapshot()
+        in_flight: deque[Future] = deque()
+        while True:
+            while len(in_flight) < 2 * self.processes:
+                chunk = list(islice(lines, CHUNK_LINES))
+                if not chunk:
+                    break
+                in_flight.append(self._pool.submit(_compute_chunk, script, chunk))
+            if not in_flight or not self._checkpoint():
+                for future in in_flight:
+                    future.cancel()
+                return
+            yield from in_flight.popleft().result()
 
     def _process(self, batch_id: str) -> None:
         try:
@@ -106,27 +183,30 @@ class Worker:
         folder = self.store.dir(batch_id)
         buckets_dir = folder / "buckets"
         buckets_dir.mkdir(exist_ok=True)
+        parallel = (
+            self.processes > 1
+            and meta["request_count"] >= PARALLEL_MIN_REQUESTS
+            and not self.responder.has_hook
+        )
         outs = [
             open(buckets_dir / f"{i:02d}.jsonl", "w", encoding="utf-8", buffering=1 << 20)
             for i in range(BUCKETS)
         ]
         counts = zero_counts()
+        done = 0
         try:
             with open(folder / "requests.jsonl", encoding="utf-8") as requests:
-                for index, raw in enumerate(requests):
-                    if index % 512 == 0:
-                        if self._stop.is_set():
-                            return
-                        self._running.wait()
-                    item = json.loads(raw)
-                    custom_id = item["custom_id"]
-                    kind, line = self._result_line(meta, custom_id, item["params"])
+                for index, custom_id, prepared, problem in self._computed(enumerate(requests), parallel):
+                    kind, line = self._result_line(meta, custom_id, prepared, problem)
                     counts[kind] += 1
                     outs[bucket_of(custom_id)].write(f"{index}\t{custom_id}\t{kind}\t{line}\n")
+                    done += 1
                     self.processed_requests += 1
         finally:
             for out in outs:
                 out.close()
+        if done != meta["request_count"]:
+            return  # stopped part-way: redone from the start next time
         # Final results assuming a normal end; cancel/expiry rebuild them from the buckets.
         tmp = folder / "results.jsonl.tmp"
         with open(tmp, "w", encoding="utf-8", buffering=1 << 20) as out:
@@ -136,7 +216,9 @@ class Worker:
         os.replace(tmp, folder / "results.jsonl")
         self.store.mark_computed(batch_id, counts)
 
-    def _result_line(self, meta: dict, custom_id: str, params: object) -> tuple[str, str]:
+    def _result_line(
+        self, meta: dict, custom_id: str, prepared: Prepared | None, problem: str | None
+    ) -> tuple[str, str]:
         batch_id = meta["id"]
         forced = pick_outcome(meta.get("faults") or {}, meta["seq"], custom_id)
         if forced in ("expired", "canceled"):
@@ -145,17 +227,12 @@ class Worker:
         if forced == "errored":
             error_type, message = _RETRYABLE[int(digest[0], 16) % 2]
             return "errored", self._errored(custom_id, error_type, message, digest)
-        try:
-            outcome = self.engine.run(
-                params,  # type: ignore[arg-type]
-                key_id=meta["key_id"],
-                message_id="msg_" + digest[:24],
-                service_tier="batch",
-                in_batch=True,
-            )
-        except ParamsError as exc:
+        if prepared is None:
             # Inside a batch every params problem is an invalid_request_error line.
-            return "errored", self._errored(custom_id, "invalid_request_error", exc.message, digest)
+            return "errored", self._errored(custom_id, "invalid_request_error", problem or "", digest)
+        outcome = finish(
+            prepared, self.cache, key_id=meta["key_id"], message_id="msg_" + digest[:24], service_tier="batch"
+        )
         result = {"type": "succeeded", "message": outcome.message}
         return "succeeded", json.dumps(
             {"custom_id": custom_id, "result": result}, ensure_ascii=False, separators=(",", ":")
