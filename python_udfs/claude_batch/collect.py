@@ -144,15 +144,29 @@ def apply_staging(store: StateStore, staging: _Staging, submission_key: str, *, 
                             ELSE r.error_type END AS error_type,
                        CASE WHEN coalesce(a.status, 'missing') <> 'succeeded' THEN s.raw_answer END AS raw_answer,
                        coalesce(r.billed_usd, 0) / greatest(r.item_count, 1) AS billed_usd,
+                       -- Naive: this text alone in a real-time uncached call: the prefix, plus its share
+                       -- (by characters) of the request's other input tokens, plus a one-row answer.
                        CASE WHEN a.status = 'succeeded' THEN
-                           ((r.prefix_tokens + i.row_tokens + {tokens.REQUEST_OVERHEAD_TOKENS + tokens.MESSAGE_OVERHEAD_TOKENS + 8}) * {in_price}
-                            + a.answer_tokens * {out_price}) / 1e6
+                           ((p.prefix_actual
+                             + greatest(p.total_input - p.prefix_actual, 0) * i.row_chars / greatest(p.chars, 1))
+                            * {in_price} + a.answer_tokens * {out_price}) / 1e6
                        ELSE 0 END AS naive_usd
                 FROM {t['cb_request_items']} i
                 JOIN {t['cb_requests']} r USING (custom_id)
                 LEFT JOIN {wh.q(req_name)} s USING (custom_id)
                 LEFT JOIN {wh.q(ans_name)} a ON a.custom_id = i.custom_id AND a.item_id = i.item_id
-                WHERE r.submission_key = ?""", [submission_key])
+                LEFT JOIN (
+                    SELECT q.custom_id,
+                           CASE WHEN coalesce(q.cache_read_tokens, 0) + coalesce(q.cache_write_5m_tokens, 0)
+                                     + coalesce(q.cache_write_1h_tokens, 0) > 0
+                                THEN q.cache_read_tokens + q.cache_write_5m_tokens + q.cache_write_1h_tokens
+                                ELSE q.prefix_tokens END AS prefix_actual,
+                           coalesce(q.input_tokens, 0) + coalesce(q.cache_read_tokens, 0)
+                               + coalesce(q.cache_write_5m_tokens, 0) + coalesce(q.cache_write_1h_tokens, 0) AS total_input,
+                           (SELECT sum(row_chars) FROM {t['cb_request_items']} c WHERE c.custom_id = q.custom_id) AS chars
+                    FROM {t['cb_requests']} q WHERE q.submission_key = ?
+                ) p ON p.custom_id = i.custom_id
+                WHERE r.submission_key = ?""", [submission_key, submission_key])
             wh.execute(f"""
                 UPDATE {t['cb_request_items']} SET status = o.status, billed_usd = o.billed_usd, naive_usd = o.naive_usd
                 FROM cb_tmp_item_outcomes o

@@ -1,35 +1,51 @@
 """Rows → requests: pack pending items into requests and give them legal, deterministic custom_ids.
 
 A custom_id is ``<submission key>-<request number>``: 12 + 1 + 6 characters from ``[0-9a-f-]``,
-legal whatever the user's keys look like (the API allows ``^[a-zA-Z0-9_-]{1,64}$``). The submission
-key is a hash of the classifier version, the items and their attempts, and a per-classifier intent
-counter, so the same state gives the same ids, and a crashed submission's batch can be recognised
-from the custom_ids in its results.
+legal whatever the user's keys look like (the API allows ``^[a-zA-Z0-9_-]{1,64}$``) and always the
+same length, so a request's encoded size is known before its submission key is. The submission key is
+a hash of the classifier version, a per-classifier intent counter and the items with their attempts,
+so the same state gives the same ids, and a crashed submission's batch can be recognised from the
+custom_ids in its results.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
-from . import prompts, tokens
+from . import prompts
 from .state import PendingItem
 
+CUSTOM_ID_LEN = 19
 
-@dataclass
+
+@dataclass(slots=True)
 class PlannedRequest:
     custom_id: str
     attempt: int
-    items: list[tuple[int, PendingItem, int]]  # (local id, item, row tokens)
-    params: dict = field(default_factory=dict)
+    items: list[tuple[int, PendingItem, int]]  # (local id, item, characters)
+    spec: prompts.PromptSpec | None = None
+    cache: bool = False
+    _params: dict | None = field(default=None, repr=False)
 
     @property
-    def row_tokens(self) -> int:
-        return sum(t for _, _, t in self.items)
+    def chars(self) -> int:
+        return sum(n for _, _, n in self.items)
+
+    @property
+    def params(self) -> dict:
+        """Messages params (built on demand: the batch path encodes bytes directly)."""
+        if self._params is None:
+            assert self.spec is not None
+            self._params = prompts.build_params(self.spec, self.rows(), cache=self.cache)
+        return self._params
+
+    def rows(self) -> list[tuple[int, str]]:
+        return [(local, item.text) for local, item, _ in self.items]
 
 
-def submission_key(version: str, items: Sequence[PendingItem], seq: int) -> str:
+def submission_key(version: str, items: Iterable[PendingItem], seq: int) -> str:
     h = hashlib.sha256(f"{version}|{seq}".encode())
     for item in items:
         h.update(f"|{item.text_hash}:{item.attempt}".encode())
@@ -40,54 +56,41 @@ def custom_id(sub_key: str, index: int) -> str:
     return f"{sub_key}-{index:06d}"
 
 
-def pack_items(
-    items: Sequence[PendingItem], *, pack_size: int, max_pack_tokens: int
-) -> list[list[tuple[PendingItem, int]]]:
-    """Group items into packs of at most ``pack_size`` rows and ``max_pack_tokens`` row tokens.
+def iter_packs(
+    items: Iterable[PendingItem], *, pack_size: int, max_pack_chars: int
+) -> Iterator[list[tuple[PendingItem, int]]]:
+    """Group items into packs of at most ``pack_size`` rows and ``max_pack_chars`` characters.
 
     Items whose last answer lost or garbled them go alone, so one confusing row cannot keep
     spoiling its neighbours. Order is kept (callers sort by text hash), so packs are deterministic.
     """
-    packs: list[list[tuple[PendingItem, int]]] = []
     current: list[tuple[PendingItem, int]] = []
     used = 0
     for item in items:
-        n = tokens.count_text(item.text)
+        n = len(item.text)
         if item.alone or pack_size == 1:
-            packs.append([(item, n)])
+            yield [(item, n)]
             continue
-        if current and (len(current) >= pack_size or used + n > max_pack_tokens):
-            packs.append(current)
+        if current and (len(current) >= pack_size or used + n > max_pack_chars):
+            yield current
             current, used = [], 0
         current.append((item, n))
         used += n
     if current:
-        packs.append(current)
-    return packs
+        yield current
 
 
-def plan_requests(
-    spec: prompts.PromptSpec,
-    version: str,
-    items: Sequence[PendingItem],
-    *,
-    seq: int,
-    pack_size: int,
-    max_pack_tokens: int,
-    cache: bool,
-) -> tuple[str, list[PlannedRequest]]:
-    """The submission key and its requests, params built and ready to send."""
-    sub_key = submission_key(version, items, seq)
-    planned = []
-    for index, pack in enumerate(pack_items(items, pack_size=pack_size, max_pack_tokens=max_pack_tokens)):
-        local = [(i, item, n) for i, (item, n) in enumerate(pack, start=1)]
-        params = prompts.build_params(spec, [(i, item.text) for i, item, _ in local], cache=cache)
-        planned.append(
-            PlannedRequest(
-                custom_id=custom_id(sub_key, index),
-                attempt=max(item.attempt for _, item, _ in local),
-                items=local,
-                params=params,
-            )
-        )
-    return sub_key, planned
+def planned(pack: Sequence[tuple[PendingItem, int]], spec: prompts.PromptSpec, cache: bool) -> PlannedRequest:
+    """A request for one pack; its custom_id is set when its submission is (see ``assign_ids``)."""
+    local = [(i, item, n) for i, (item, n) in enumerate(pack, start=1)]
+    return PlannedRequest(
+        custom_id="", attempt=max(item.attempt for _, item, _ in local), items=local, spec=spec, cache=cache
+    )
+
+
+def assign_ids(version: str, requests: Sequence[PlannedRequest], seq: int) -> str:
+    """Give a submission's requests their custom_ids; returns the submission key."""
+    key = submission_key(version, (item for p in requests for _, item, _ in p.items), seq)
+    for index, request in enumerate(requests):
+        request.custom_id = custom_id(key, index)
+    return key

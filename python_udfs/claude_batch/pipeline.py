@@ -227,143 +227,147 @@ class Pipeline:
             except anthropic.APIStatusError as exc:
                 warn(f"cancel of {sub['batch_id']} failed: {exc.status_code} {exc.message}")
 
-    def gather(self) -> list[PendingItem]:
+    def gather(self) -> int:
+        """Materialise the pending items (anti-join) in a temp table; returns how many there are.
+
+        A temp table, not a Python list: a million pending texts are streamed out of it in chunks,
+        so memory stays bounded whatever the backlog.
+        """
         accepted = self.store.accepted_versions(self.cfg.name, self.cfg.version, self.cfg.reclassify)
         sql = self.store.pending_sql(self.rows_sql, self.cfg.version, accepted, self.cfg.max_attempts)
-        rows = self.wh.fetchall(sql)
-        items = [PendingItem(h, t, int(n), int(a), bool(alone)) for h, t, n, a, alone in rows]
-        self.run.pending_texts = len(items)
-        if self.cfg.max_rows_per_run is not None:
-            items = items[: self.cfg.max_rows_per_run]
-        return items
+        limit = f" LIMIT {int(self.cfg.max_rows_per_run)}" if self.cfg.max_rows_per_run is not None else ""
+        self.wh.execute(
+            f"CREATE OR REPLACE TEMP TABLE cb_tmp_pending AS SELECT row_number() OVER () AS rn, * FROM ({sql}) p{limit}"
+        )
+        self.run.pending_texts = int(self.wh.scalar("SELECT count(*) FROM cb_tmp_pending"))
+        return self.run.pending_texts
 
-    def submit(self, items: list[PendingItem]) -> None:
-        if not items:
+    def iter_pending(self, chunk: int = 50_000):
+        """Pending items in text-hash order, fetched a chunk at a time (each fetch fully drained)."""
+        total = self.run.pending_texts
+        for start in range(0, total, chunk):
+            rows = self.wh.fetchall(
+                "SELECT text_hash, text, n_rows, attempt, alone FROM cb_tmp_pending WHERE rn > ? AND rn <= ? ORDER BY rn",
+                [start, start + chunk],
+            )
+            for h, t, n, a, alone in rows:
+                yield PendingItem(h, t, int(n), int(a), bool(alone))
+
+    def submit(self) -> None:
+        pending = self.run.pending_texts
+        if not pending:
             info("nothing new to classify")
             return
         mode = self.cfg.mode
         if mode == "auto":
-            mode = "realtime" if len(items) < self.cfg.realtime_threshold else "batch"
+            mode = "realtime" if pending < self.cfg.realtime_threshold else "batch"
         self.run.mode = mode
-        probe = prompts.build_params(self.cfg.spec, [(1, "")], cache=False)
-        prefix = cost.prefix_tokens(probe)
+        batch = mode == "batch"
+        prefix = cost.prefix_tokens(prompts.build_params(self.cfg.spec, [(1, "")], cache=False))
         plan = cost.cache_plan(
-            self.cfg.spec.model, prefix, expected_requests=max(1, len(items) // max(self.cfg.pack_size, 1)),
-            batch=mode == "batch", policy=self.cfg.cache,
+            self.cfg.spec.model, prefix, expected_requests=max(1, pending // max(self.cfg.pack_size, 1)),
+            batch=batch, policy=self.cfg.cache,
         )
         if plan.message:
             warn(plan.message)
-        seq = self.store.next_intent_seq(self.cfg.name)
-        _, planned = packing.plan_requests(
-            self.cfg.spec, self.cfg.version, items, seq=seq, pack_size=self.cfg.pack_size,
-            max_pack_tokens=self.cfg.max_pack_tokens, cache=plan.mark,
-        )
-        planned = self._within_budget(planned, prefix, plan.mark, batch=mode == "batch")
-        planned = self._within_queue_cap(planned)
-        if self.cfg.dry_run or not planned:
-            return
-        if mode == "realtime":
+        guard = _Guard(self, prefix, plan.mark, batch=batch)
+        packs = packing.iter_packs(self.iter_pending(), pack_size=self.cfg.pack_size, max_pack_chars=self.cfg.max_pack_chars)
+        requests = (packing.planned(pack, self.cfg.spec, plan.mark) for pack in packs)
+        admitted = guard.admit(requests)
+        if self.cfg.dry_run:
+            for _ in admitted:
+                pass
+        elif mode == "realtime":
             from . import realtime
 
-            realtime.submit(self, planned, prefix, plan.mark)
+            realtime.submit(self, list(admitted), prefix, plan.mark)
         else:
-            self._submit_batches(planned, prefix, plan.mark)
+            self._submit_batches(admitted, prefix, plan.mark)
+        guard.report()
 
-    def _within_budget(self, planned: list[packing.PlannedRequest], prefix: int, cached: bool, *, batch: bool):
-        estimates = [_estimate_usd(self.cfg.spec.model, p, prefix, cached, first=(i == 0), batch=batch)
-                     for i, p in enumerate(planned)]
-        limit = None
-        if self.cfg.max_usd_per_run is not None:
-            limit = self.cfg.max_usd_per_run
-        if self.cfg.max_usd_per_day is not None:
-            left_today = max(self.cfg.max_usd_per_day - self.store.spent_today_usd(self.cfg.name), 0.0)
-            limit = left_today if limit is None else min(limit, left_today)
-        total = sum(estimates)
-        keep = len(planned)
-        if limit is not None and total > limit:
-            running = 0.0
-            keep = 0
-            for est in estimates:
-                if running + est > limit:
-                    break
-                running += est
-                keep += 1
-            note = (
-                f"budget guard: the pending {len(planned)} request(s) would cost up to ${total:.4f}, over the "
-                f"${limit:.4f} left for this run; submitting {keep} request(s) (${running:.4f}), "
-                f"the other {len(planned) - keep} wait for a later run"
-            )
-            warn(note)
-            self.run.notes.append(note)
-        self.run.estimated_usd = sum(estimates[:keep])
-        verb = "would submit" if self.cfg.dry_run else "submitting"
-        texts = sum(len(p.items) for p in planned[:keep])
-        info(f"estimate: {verb} {texts} text(s) in {keep} request(s), up to ${self.run.estimated_usd:.4f}")
-        if self.cfg.dry_run:
-            self.run.notes.append(f"dry run: {texts} text(s), up to ${self.run.estimated_usd:.4f}")
-        return planned[:keep]
+    def _submit_batches(self, requests, prefix: int, cached: bool) -> None:
+        """Stream requests into batches cut at the count and byte limits; several creates in flight.
 
-    def _within_queue_cap(self, planned: list[packing.PlannedRequest]):
-        if self.cfg.queue_cap is None:
-            return planned
-        room = max(self.cfg.queue_cap - self.store.in_flight_requests(), 0)
-        if room < len(planned):
-            note = (
-                f"processing-queue cap {self.cfg.queue_cap}: {room} request(s) fit now, "
-                f"{len(planned) - room} wait for a later run"
-            )
-            warn(note)
-            self.run.notes.append(note)
-        return planned[:room]
-
-    def _submit_batches(self, planned: list[packing.PlannedRequest], prefix: int, cached: bool) -> None:
-        bodies = [{"custom_id": p.custom_id, "params": p.params} for p in planned]
-        sizes = [batches.request_bytes(b) for b in bodies]
-        chunks = batches.split_requests(
-            bodies, sizes, max_count=self.cfg.max_requests_per_batch, max_bytes=self.cfg.max_batch_bytes
-        )
+        Each batch's intent is recorded before its create call, and its id right after the answer.
+        At most ``parallel_creates`` bodies (each up to 256 MB) are in memory at once.
+        """
+        encoder = prompts.RequestEncoder(self.cfg.spec, cache=cached)
         seq = self.store.next_intent_seq(self.cfg.name)
-        intents = []
-        for n, chunk in enumerate(chunks):
-            chunk_planned = [planned[i] for i in chunk]
-            sub_key = packing.submission_key(self.cfg.version, [it for p in chunk_planned for _, it, _ in p.items], seq + n)
-            for index, p in enumerate(chunk_planned):  # custom_ids carry their submission key
-                p.custom_id = packing.custom_id(sub_key, index)
-                bodies[chunk[index]]["custom_id"] = p.custom_id
-            self._record_intent(sub_key, chunk_planned, sum(sizes[i] for i in chunk), prefix, cached, mode="batch")
-            intents.append((sub_key, [bodies[i] for i in chunk]))
-        checkpoint("after_intent")
+        started = time.monotonic()
+        pending_total = self.run.pending_texts
+        workers = max(1, self.cfg.parallel_creates)
+        pool = ThreadPoolExecutor(max_workers=workers)
+        in_flight: list = []
+        current: list[tuple[packing.PlannedRequest, bytes]] = []
+        used = batches.ENVELOPE_BYTES
+        pacer = _Pacer(self.cfg.batch_rpm)
 
-        def create(intent):
-            sub_key, reqs = intent
-            try:
-                return sub_key, batches.create(self.client, reqs), None
-            except anthropic.APIStatusError as exc:
-                return sub_key, None, exc
-            except anthropic.APIConnectionError as exc:  # may or may not have been created: reconcile later
-                return sub_key, None, exc
+        def flush() -> None:
+            nonlocal current, used, seq
+            if not current:
+                return
+            reqs = [p for p, _ in current]
+            sub_key = packing.assign_ids(self.cfg.version, reqs, seq)
+            seq += 1
+            body = bytearray(b'{"requests":[')
+            for n, (p, rows_json) in enumerate(current):
+                if n:
+                    body += b","
+                body += encoder.encode_with_rows(p.custom_id, len(p.items), rows_json)
+            body += b"]}"
+            self._record_intent(sub_key, reqs, len(body), prefix, cached, mode="batch")
+            checkpoint("after_intent")
+            while len(in_flight) >= workers:
+                self._finish_create(*in_flight.pop(0))
+            pacer.wait()
+            in_flight.append((sub_key, len(reqs), pool.submit(batches.create_raw, self.client, bytes(body))))
+            self.run.submitted_requests += len(reqs)
+            self.run.submitted_texts += sum(len(p.items) for p in reqs)
+            current, used = [], batches.ENVELOPE_BYTES
+            elapsed = time.monotonic() - started
+            rate = self.run.submitted_texts / elapsed if elapsed > 0 else 0.0
+            left = (pending_total - self.run.submitted_texts) / rate if rate > 0 else 0.0
+            info(f"submitting: {self.run.submitted_texts:,}/{pending_total:,} text(s), {rate:,.0f}/s, ~{left:,.0f}s left")
 
-        # Several creates at once, but all state writes stay on this thread (one DuckDB connection).
-        workers = max(1, min(self.cfg.parallel_creates, len(intents)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for sub_key, batch, error in pool.map(create, intents):
-                if batch is not None:
-                    checkpoint("after_create")
-                    self.store.record_submitted(sub_key, batch)
-                    checkpoint("after_submitted")
-                    self.run.submitted_batches += 1
-                    info(f"submitted batch {batch['id']} ({batch_size(intents, sub_key)} request(s))")
-                elif isinstance(error, anthropic.APIStatusError) and error.status_code in (400, 401, 403, 404, 413):
-                    body = getattr(error, "body", None) or {}
-                    inner = body.get("error", {}) if isinstance(body, dict) else {}
-                    etype = inner.get("type", f"http_{error.status_code}")
-                    self.store.record_create_failed(sub_key, etype, inner.get("message", str(error)),
-                                                    self.cfg.spec.model, self.cfg.name)
-                    warn(f"the API refused batch {sub_key}: {error.status_code} {etype}: {inner.get('message')}")
-                else:
-                    warn(f"create of batch {sub_key} did not get an answer ({error}); the next run reconciles it")
-        self.run.submitted_requests = len(planned)
-        self.run.submitted_texts = sum(len(p.items) for p in planned)
+        try:
+            for p in requests:
+                size, rows_json = encoder.size(packing.CUSTOM_ID_LEN, p.rows())
+                if size + batches.ENVELOPE_BYTES > self.cfg.max_batch_bytes:
+                    warn(f"a request of {len(p.items)} text(s) is {size} bytes, over max_batch_bytes; left pending")
+                    continue
+                if current and (len(current) >= self.cfg.max_requests_per_batch or used + size + 1 > self.cfg.max_batch_bytes):
+                    flush()
+                current.append((p, rows_json))
+                used += size + 1
+            flush()
+            while in_flight:
+                self._finish_create(*in_flight.pop(0))
+        finally:
+            pool.shutdown(wait=True)
+
+    def _finish_create(self, sub_key: str, n_requests: int, future) -> None:
+        """Record what the create call answered, on this thread (one DuckDB connection)."""
+        try:
+            batch = future.result()
+        except anthropic.APIStatusError as error:
+            if error.status_code in (400, 401, 403, 404, 413):
+                body = getattr(error, "body", None) or {}
+                inner = body.get("error", {}) if isinstance(body, dict) else {}
+                etype = inner.get("type", f"http_{error.status_code}")
+                self.store.record_create_failed(sub_key, etype, inner.get("message", str(error)),
+                                                self.cfg.spec.model, self.cfg.name)
+                warn(f"the API refused batch {sub_key}: {error.status_code} {etype}: {inner.get('message')}")
+            else:
+                warn(f"create of batch {sub_key} failed after retries ({error.status_code}); the next run reconciles it")
+            return
+        except (anthropic.APIConnectionError, anthropic.APITimeoutError) as error:
+            warn(f"create of batch {sub_key} did not get an answer ({error}); the next run reconciles it")
+            return
+        checkpoint("after_create")
+        self.store.record_submitted(sub_key, batch)
+        self.run.submitted_batches += 1
+        checkpoint("after_submitted")
+        info(f"submitted batch {batch['id']} ({n_requests} request(s))")
 
     def _record_intent(self, sub_key: str, planned: list[packing.PlannedRequest], body_bytes: int, prefix: int,
                        cached: bool, *, mode: str) -> None:
@@ -382,7 +386,7 @@ class Pipeline:
         ]
         items = [
             {"custom_id": p.custom_id, "item_id": local, "version": self.cfg.version, "text_hash": item.text_hash,
-             "attempt": item.attempt, "row_tokens": n, "status": "submitting"}
+             "attempt": item.attempt, "row_chars": n, "status": "submitting"}
             for p in planned for local, item, n in p.items
         ]
         self.store.record_intent(batch_row, requests, items)
@@ -447,10 +451,6 @@ class Pipeline:
         info(self.run.summary())
 
 
-def batch_size(intents, sub_key) -> int:
-    return next(len(reqs) for key, reqs in intents if key == sub_key)
-
-
 def _owner_is_dead(owner: str) -> bool:
     host, _, rest = owner.partition(":")
     pid = rest.partition(":")[0]
@@ -465,25 +465,92 @@ def _owner_is_dead(owner: str) -> bool:
     return False
 
 
-def _estimate_usd(model: str, p: packing.PlannedRequest, prefix: int, cached: bool, *, first: bool, batch: bool) -> float:
-    """Upper bound for one request: the prefix written once then read, the rows, and max_tokens out."""
-    from . import tokens
+class _Pacer:
+    """Client-side pacing of batch-endpoint calls (one RPM limit across them)."""
 
-    total_in = tokens.count_request(p.params)
-    tier = "batch" if batch else "standard"
-    if cached:
-        ttl_1h = p.params["system"][-1].get("cache_control", {}).get("ttl") == "1h"
-        usage = cost.Usage(
-            input_tokens=total_in - prefix,
-            output_tokens=int(p.params["max_tokens"]),
-            cache_write_1h_tokens=prefix if first and ttl_1h else 0,
-            cache_write_5m_tokens=prefix if first and not ttl_1h else 0,
-            cache_read_tokens=0 if first else prefix,
-            service_tier=tier,
-        )
-    else:
-        usage = cost.Usage(input_tokens=total_in, output_tokens=int(p.params["max_tokens"]), service_tier=tier)
-    return cost.billed_usd(model, usage)
+    def __init__(self, rpm: int):
+        self.gap = 60.0 / rpm if rpm else 0.0
+        self.next_at = 0.0
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        if now < self.next_at:
+            time.sleep(self.next_at - now)
+        self.next_at = max(now, self.next_at) + self.gap
+
+
+class _Guard:
+    """Budget guard and processing-queue cap, applied as requests stream by.
+
+    The estimate is an upper bound from the local counter (docs/cost.md): the prefix counted exactly
+    (written once at the cache-write price, then read), row text at one token per 3 characters, and
+    ``max_tokens`` of output per request.
+    """
+
+    CHARS_PER_TOKEN = 3.0
+
+    def __init__(self, pipe: "Pipeline", prefix: int, cached: bool, *, batch: bool):
+        self.pipe, self.prefix, self.cached, self.batch = pipe, prefix, cached, batch
+        cfg = pipe.cfg
+        self.limit = cfg.max_usd_per_run
+        if cfg.max_usd_per_day is not None:
+            left_today = max(cfg.max_usd_per_day - pipe.store.spent_today_usd(cfg.name), 0.0)
+            self.limit = left_today if self.limit is None else min(self.limit, left_today)
+        self.room = None if cfg.queue_cap is None else max(cfg.queue_cap - pipe.store.in_flight_requests(), 0)
+        self.admitted = self.admitted_texts = 0
+        self.refused = self.refused_texts = 0
+        self.reason: str | None = None
+        self.spent = 0.0
+
+    def estimate(self, request: packing.PlannedRequest, first: bool) -> float:
+        from . import tokens
+
+        rows_in = int(request.chars / self.CHARS_PER_TOKEN) + 4 * len(request.items) + tokens.REQUEST_OVERHEAD_TOKENS + tokens.MESSAGE_OVERHEAD_TOKENS
+        out = prompts.max_tokens_for(self.pipe.cfg.spec, len(request.items))
+        tier = "batch" if self.batch else "standard"
+        if self.cached:
+            one_hour = self.pipe.cfg.spec.cache_ttl == "1h"
+            usage = cost.Usage(
+                input_tokens=rows_in, output_tokens=out,
+                cache_write_1h_tokens=self.prefix if first and one_hour else 0,
+                cache_write_5m_tokens=self.prefix if first and not one_hour else 0,
+                cache_read_tokens=0 if first else self.prefix, service_tier=tier,
+            )
+        else:
+            usage = cost.Usage(input_tokens=rows_in + self.prefix, output_tokens=out, service_tier=tier)
+        return cost.billed_usd(self.pipe.cfg.spec.model, usage)
+
+    def admit(self, requests):
+        for request in requests:
+            if self.reason is None:
+                est = self.estimate(request, first=self.admitted == 0)
+                if self.room is not None and self.admitted >= self.room:
+                    self.reason = f"processing-queue cap {self.pipe.cfg.queue_cap}"
+                elif self.limit is not None and self.spent + est > self.limit:
+                    self.reason = f"budget ${self.limit:.4f}"
+                else:
+                    self.spent += est
+                    self.admitted += 1
+                    self.admitted_texts += len(request.items)
+                    yield request
+                    continue
+            self.refused += 1
+            self.refused_texts += len(request.items)
+
+    def report(self) -> None:
+        run = self.pipe.run
+        run.estimated_usd = self.spent
+        verb = "would submit" if self.pipe.cfg.dry_run else "submitted"
+        info(f"estimate: {verb} {self.admitted_texts} text(s) in {self.admitted} request(s), up to ${self.spent:.4f}")
+        if self.reason:
+            note = (
+                f"{self.reason} reached: {self.admitted_texts} text(s) submitted (up to ${self.spent:.4f}), "
+                f"{self.refused_texts} text(s) in {self.refused} request(s) wait for a later run"
+            )
+            warn(note)
+            run.notes.append(note)
+        if self.pipe.cfg.dry_run:
+            run.notes.append(f"dry run: {self.admitted_texts} text(s), up to ${self.spent:.4f}")
 
 
 def classify(
@@ -530,8 +597,8 @@ def run(cfg: ClassifierConfig, wh: Warehouse, source_sql: str, *, this_sql: str 
         if not cfg.dry_run:
             pipe.reconcile()
             pipe.collect()
-        items = pipe.gather()
-        pipe.submit(items)
+        pipe.gather()
+        pipe.submit()
         if cfg.wait_seconds > 0 and not cfg.dry_run:
             deadline = time.monotonic() + cfg.wait_seconds
             while time.monotonic() < deadline and any(

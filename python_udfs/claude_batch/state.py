@@ -88,7 +88,7 @@ _DDL = {
         version VARCHAR,
         text_hash VARCHAR,
         attempt INTEGER,
-        row_tokens INTEGER,
+        row_chars INTEGER,
         status VARCHAR,
         billed_usd DOUBLE,
         naive_usd DOUBLE
@@ -170,7 +170,7 @@ _VIEWS = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class PendingItem:
     text_hash: str
     text: str
@@ -373,7 +373,7 @@ class StateStore:
 
     def items_of(self, submission_key: str) -> dict[str, list[dict]]:
         rows = self.wh.fetch_dicts(
-            f"""SELECT i.custom_id, i.item_id, i.text_hash, i.version, i.attempt, i.row_tokens
+            f"""SELECT i.custom_id, i.item_id, i.text_hash, i.version, i.attempt, i.row_chars
                 FROM {self.t['cb_request_items']} i JOIN {self.t['cb_requests']} r USING (custom_id)
                 WHERE r.submission_key = ? ORDER BY i.custom_id, i.item_id""",
             [submission_key],

@@ -1,0 +1,168 @@
+#!/usr/bin/env python
+"""Scale benchmark (issue 5): N rows (default 1,000,000 W1 texts) through gather → submit → emulator →
+collect → table, against DuckDB writing and reading the same JSONL natively, in one process.
+
+The emulator runs as a separate process (as the real API would be remote), so this process's peak RSS
+is the pipeline's own. Figures:
+- pipeline phases: gather+submit (run 1), collect+output (run 2), and the wait for the emulator;
+- DuckDB anchors: COPY of the requests' rows to JSONL (what submit writes) and read_json of the
+  results files the emulator produced (what collect reads);
+- ingest_over_duckdb: our collect (download, parse, write state, per-row results) / DuckDB read_json of
+  the same results files into a table;
+- end_to_end_over_duckdb: our own time (run 1 + run 2 + output, excluding the wait for the emulator)
+  / (DuckDB write + read);
+- peak_rss_mb and rows_per_s (source rows / our own time).
+Last line: one JSON object.
+
+    python bench/scale.py [--rows 1000000] [--pack-size 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "python_udfs"))
+
+from claude_batch import config as config_mod  # noqa: E402
+from claude_batch import pipeline, workloads  # noqa: E402
+from claude_batch.warehouse import Warehouse  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def wait_ready(url: str, timeout: float = 30) -> None:
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/_emulator/stats", timeout=1).read()
+            return
+        except Exception:
+            time.sleep(0.2)
+    raise RuntimeError("emulator did not start")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--pack-size", type=int, default=25)
+    ap.add_argument("--model", default="claude-sonnet-4-5")
+    args = ap.parse_args()
+
+    data_dir = workloads.default_data_dir()
+    if data_dir is None:
+        print("W1 data not found (set CLAUDE_BATCH_DATA_DIR)", file=sys.stderr)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="cb-scale-"))
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    emu = subprocess.Popen(
+        [sys.executable, "-m", "claude_batch.emulator", "--host", "127.0.0.1", "--port", str(port),
+         "--state-dir", str(tmp / "emulator"), "--processing-seconds", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(REPO / "python_udfs")},
+    )
+    figures: dict = {"rows": args.rows, "pack_size": args.pack_size}
+    try:
+        wait_ready(base_url)
+        os.environ["ANTHROPIC_BASE_URL"] = base_url
+        os.environ["ANTHROPIC_API_KEY"] = "sk-emulator-bench"
+
+        t = time.perf_counter()
+        rows = workloads.w1_rows(args.rows, data_dir)
+        con = duckdb.connect(str(tmp / "warehouse.duckdb"))
+        con.execute("CREATE SCHEMA app")
+        con.register("src", pa.table({"id": [r[0] for r in rows], "body": [r[1] for r in rows]}))
+        con.execute("CREATE TABLE app.reviews AS SELECT * FROM src")
+        con.unregister("src")
+        del rows
+        figures["load_source_s"] = round(time.perf_counter() - t, 3)
+
+        spec = workloads.w1_spec(args.model)
+        cfg = config_mod.build_config(
+            "w1_sentiment", {"model": args.model, "pack_size": args.pack_size},
+            key="id", text="body", instructions=spec.instructions,
+            labels={lab.name: lab.description for lab in spec.labels},
+            examples=[(e.text, e.labels[0]) for e in spec.examples],
+        )
+        wh = Warehouse(con, state_schema="claude_batch")
+
+        t = time.perf_counter()
+        pipeline.run(cfg, wh, "app.reviews").fetchall  # run 1: gather + submit (output relation is lazy)
+        submit_s = time.perf_counter() - t
+        figures["run1_gather_submit_s"] = round(submit_s, 3)
+        figures["rss_after_submit_mb"] = round(peak_rss_mb(), 1)
+
+        t = time.perf_counter()
+        client = pipeline.make_client()
+        ids = [r[0] for r in con.execute("SELECT batch_id FROM claude_batch.cb_batches WHERE batch_id IS NOT NULL").fetchall()]
+        while any(client.messages.batches.retrieve(b).processing_status != "ended" for b in ids):
+            time.sleep(0.5)
+        figures["emulator_processing_s"] = round(time.perf_counter() - t, 3)
+        figures["batches"] = len(ids)
+
+        t = time.perf_counter()
+        out = pipeline.run(cfg, wh, "app.reviews")  # run 2: collect
+        collect_s = time.perf_counter() - t
+        t = time.perf_counter()
+        con.execute("CREATE TABLE main.w1_sentiment AS SELECT * FROM out")
+        output_s = time.perf_counter() - t
+        figures["run2_collect_s"] = round(collect_s, 3)
+        figures["output_table_s"] = round(output_s, 3)
+        done = con.execute("SELECT status, count(*) FROM main.w1_sentiment GROUP BY 1 ORDER BY 2 DESC").fetchall()
+        figures["statuses"] = {s: n for s, n in done}
+        figures["peak_rss_mb"] = round(peak_rss_mb(), 1)
+
+        # DuckDB anchors, same process, same data.
+        results_files = sorted(glob.glob(str(tmp / "emulator" / "**" / "*results*.jsonl"), recursive=True))
+        t = time.perf_counter()
+        con.execute(f"COPY (SELECT id AS custom_id, body AS text FROM app.reviews) TO '{tmp / 'requests.jsonl'}' (FORMAT json)")
+        duck_write_s = time.perf_counter() - t
+        t = time.perf_counter()
+        files = "[" + ", ".join(f"'{f}'" for f in results_files) + "]"
+        con.execute(f"CREATE TABLE anchor AS SELECT * FROM read_json({files}, format='newline_delimited', "
+                    "columns={'custom_id': 'VARCHAR', 'result': 'JSON'})")
+        duck_read_s = time.perf_counter() - t
+        figures["duckdb_write_jsonl_s"] = round(duck_write_s, 3)
+        figures["duckdb_read_results_s"] = round(duck_read_s, 3)
+        figures["results_bytes"] = sum(os.path.getsize(f) for f in results_files)
+
+        ours = submit_s + collect_s + output_s
+        figures["ingest_over_duckdb"] = round((collect_s + output_s) / duck_read_s, 2) if duck_read_s else None
+        figures["end_to_end_over_duckdb"] = round(ours / (duck_write_s + duck_read_s), 2)
+        figures["rows_per_s"] = round(args.rows / ours)
+        con.close()
+    finally:
+        emu.terminate()
+        emu.wait(10)
+    for key, value in figures.items():
+        print(f"{key:>28}: {value}")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
