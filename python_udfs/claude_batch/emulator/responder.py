@@ -1,7 +1,7 @@
 """Deterministic answers: scripted per row text, a test's hook, else a plain lexical heuristic.
 
 What the emulator answers, in order of precedence, for each row (or for the whole user text when
-the request carries no ``<row id="N">`` rows):
+the request carries no ``<rN>`` rows, see prompts.render_rows):
 
 1. a scripted directive for that exact text (``POST /_emulator/script``, ``Emulator.script``);
 2. the responder hook (``Emulator.set_responder(fn)``, ``fn(row_text, labels, params)``), unless
@@ -16,7 +16,7 @@ The lexical heuristic (no model, no randomness; it is only meant to make demos p
 
 - Labels come from the JSON schema's ``enum`` (output_config format or the forced tool's
   input_schema), else from the system text's ``Labels:`` lines (``- name: description``), which also
-  give the descriptions. Few-shot examples in the system text (``<row id="N">text</row>`` rows
+  give the descriptions. Few-shot examples in the system text (``<rN>text`` rows
   followed by ``Answer: {"groups": ...}``) add their words to the labels they were given.
 - A small built-in lexicon of common sentiment words (love, great, excellent, ... / terrible, awful,
   worst, broke, ...) is credited to labels whose name or description suggests positive or negative.

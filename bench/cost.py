@@ -1,0 +1,300 @@
+"""Cost benchmark: W1 through the real pipeline and the emulator, priced against the cost model.
+
+    python bench/cost.py [--rows 20000] [--pack-size N] [--sweep 1,10,25,50,100] [--sweep-rows N]
+
+What it does (definitions: ``../shared/reference/cost-model.md``):
+
+1. Writes ``--rows`` W1 rows (``workloads.w1_rows``: about 15 % verbatim duplicates) into a DuckDB
+   file in a temporary directory and starts the emulator there (``processing_seconds=0``).
+2. Runs ``pipeline.run`` (the same code a dbt Python model runs) with the W1 classifier on
+   ``claude-sonnet-4-5`` in batch mode, pass after pass, until no row is pending or in flight.
+3. project = ``sum(billed_usd)`` of ``cb_requests``: the usage every response reported, priced by
+   ``cost.billed_usd`` (batch prices, cache writes and reads included). Cross-checked against the
+   usage in the emulator's own results files (``<state dir>/batches/*/results.jsonl``), token for
+   token.
+4. floor, naive and seed recipe, computed with ``claude_batch.tokens`` (the counter the emulator
+   reports usage with) exactly as the cost model defines them:
+   - floor: every unique row's own text tokens at the batch input price, plus the tokens of its
+     bare label (the label the run gave it) at the batch output price;
+   - naive: one real-time uncached request per row (all rows, no deduplication): the whole one-row
+     request (prefix + row) at the input price, plus a one-row answer at the output price;
+   - seed recipe: one batch request per row, every one a cache hit: prefix x cache read x 0.5 +
+     row x input x 0.5 + 25 output tokens (the doc's tool-call answer) x output x 0.5. The same
+     figure with our own one-row answer instead of 25 tokens is reported as ``seed_own_answer``.
+5. Repeats step 1-3 for each pack size of ``--sweep`` (fresh database and emulator each time) and
+   reports project / floor for each, and the best.
+
+Prints one line per step and, as its last line, a JSON object with every figure
+(``project_over_floor``, ``naive_over_floor``, ``seed_over_floor``, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "python_udfs"))
+
+import duckdb  # noqa: E402
+
+from claude_batch import catalog, config, cost, pipeline, prompts, tokens, workloads  # noqa: E402
+from claude_batch.emulator import Emulator  # noqa: E402
+from claude_batch.state import StateStore  # noqa: E402
+from claude_batch.warehouse import Warehouse  # noqa: E402
+
+MTOK = 1_000_000
+CLASSIFIER = "w1_sentiment"
+SEED_ANSWER_TOKENS = 25  # the cost model's tool-call answer
+MAX_PASSES = 20
+
+
+def w1_config(pack_size: int | None = None, model: str = workloads.W1_MODEL, **options) -> config.ClassifierConfig:
+    """The W1 classifier as a user would configure it; its prompt is exactly ``workloads.w1_spec``."""
+    settings = dict(options)
+    if pack_size is not None:
+        settings["pack_size"] = pack_size
+    cfg = config.build_config(
+        CLASSIFIER,
+        settings,
+        key="id",
+        text="body",
+        model=model,
+        instructions=workloads.W1_INSTRUCTIONS,
+        labels={label.name: label.description for label in workloads.W1_LABELS},
+        examples=[(e.text, e.labels[0]) for e in workloads.W1_EXAMPLES],
+    )
+    assert cfg.spec == workloads.w1_spec(model), "the bench classifier drifted from workloads.w1_spec"
+    return cfg
+
+
+def load_rows(con: duckdb.DuckDBPyConnection, rows: list[tuple[int, str]]) -> None:
+    import pyarrow as pa
+
+    con.execute("CREATE SCHEMA IF NOT EXISTS app")
+    con.execute("CREATE TABLE app.reviews (id INTEGER, body VARCHAR)")
+    data = pa.table({"id": [r[0] for r in rows], "body": [r[1] for r in rows]})
+    con.register("w1_rows_arrow", data)
+    con.execute("INSERT INTO app.reviews SELECT * FROM w1_rows_arrow")
+    con.unregister("w1_rows_arrow")
+
+
+def emulator_usage(state_dir: Path) -> dict:
+    """Token sums and billed USD from the emulator's own results files (not from our tables)."""
+    sums = Counter()
+    billed = 0.0
+    lines = 0
+    for path in sorted((state_dir / "batches").glob("*/results.jsonl")):
+        with open(path, encoding="utf-8") as src:
+            for line in src:
+                record = json.loads(line)
+                result = record["result"]
+                if result["type"] != "succeeded":
+                    continue
+                message = result["message"]
+                usage = cost.Usage.from_api(message["usage"])
+                lines += 1
+                sums["input_tokens"] += usage.input_tokens
+                sums["output_tokens"] += usage.output_tokens
+                sums["cache_write_5m_tokens"] += usage.cache_write_5m_tokens
+                sums["cache_write_1h_tokens"] += usage.cache_write_1h_tokens
+                sums["cache_read_tokens"] += usage.cache_read_tokens
+                billed += cost.billed_usd(message["model"], usage)
+    return {"requests": lines, "billed_usd": billed, **sums}
+
+
+def run_project(rows: list[tuple[int, str]], pack_size: int, workdir: Path, *, quiet: bool = True) -> dict:
+    """W1 through pipeline.run until nothing is pending or in flight; the run's usage and cost."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(workdir / "w1.duckdb"))
+    load_rows(con, rows)
+    cfg = w1_config(pack_size)
+    wh = Warehouse(con)
+    started = time.monotonic()
+    with Emulator(state_dir=workdir / "emulator", processing_seconds=0) as emu:
+        client = emu.client()
+        passes = 0
+        while True:
+            out = pipeline.run(cfg, wh, "app.reviews", client=client)
+            passes += 1
+            waiting = con.execute(
+                f"SELECT count(*) FILTER (WHERE status IN ('pending', 'in_flight')) FROM ({out.sql_query()})"
+            ).fetchone()[0]
+            if not waiting:
+                break
+            if passes >= MAX_PASSES:
+                raise RuntimeError(f"{waiting} row(s) still pending or in flight after {passes} passes")
+            emu.wait_idle(600)
+        labelled = con.execute(f"SELECT id, label, status FROM ({out.sql_query()})").fetchall()
+        received_rows = sum(len(r["rows"]) for r in emu.received())
+        from_emulator = emulator_usage(emu.state_dir)
+    elapsed = time.monotonic() - started
+
+    store = StateStore(wh)
+    t = store.t
+    totals = con.execute(f"""
+        SELECT count(*), coalesce(sum(item_count), 0), sum(input_tokens), sum(output_tokens),
+               sum(cache_write_5m_tokens), sum(cache_write_1h_tokens), sum(cache_read_tokens),
+               sum(billed_usd), count(DISTINCT batch_id)
+        FROM {t['cb_requests']} WHERE classifier = ? AND status = 'succeeded'""", [CLASSIFIER]).fetchone()
+    keys = ("requests", "items", "input_tokens", "output_tokens", "cache_write_5m_tokens",
+            "cache_write_1h_tokens", "cache_read_tokens", "billed_usd", "batches")
+    ours = dict(zip(keys, totals))
+    for key in ("input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
+                "cache_read_tokens", "requests"):
+        if int(ours[key]) != int(from_emulator[key]):
+            raise AssertionError(f"{key}: cb_requests has {ours[key]}, the emulator's results files {from_emulator[key]}")
+    if abs(ours["billed_usd"] - from_emulator["billed_usd"]) > 1e-9:
+        raise AssertionError(f"billed: cb_requests ${ours['billed_usd']:.9f} vs emulator usage ${from_emulator['billed_usd']:.9f}")
+    labels = {i: label for i, label, _ in labelled}
+    statuses = Counter(status for _, _, status in labelled)
+    con.close()
+    return {
+        "pack_size": pack_size, "passes": passes, "seconds": round(elapsed, 1), "rows": len(rows),
+        "rows_sent": received_rows, "statuses": dict(statuses), "labels": labels, **ours,
+        "billed_usd_emulator": from_emulator["billed_usd"],
+    }
+
+
+def one_row_answer_tokens(label: str) -> int:
+    """Our answer to a one-row request: what a real-time per-row call would return."""
+    return tokens.count_text(json.dumps({"groups": [{"label": label, "ids": [1]}]}, separators=(",", ":")))
+
+
+def reference_figures(rows: list[tuple[int, str]], labels: dict[int, str | None], model: str) -> dict:
+    """floor, naive and seed recipe per cost-model.md, all counted with claude_batch.tokens."""
+    spec = workloads.w1_spec(model)
+    info = catalog.model_info(model)
+    inp, out = info.input_usd_per_mtok, info.output_usd_per_mtok
+    half = catalog.BATCH_DISCOUNT
+    probe = prompts.build_params(spec, [(1, "")], cache=False)
+    prefix = tokens.REQUEST_OVERHEAD_TOKENS + cost.prefix_tokens(probe)
+    fallback = spec.label_names[-1]
+
+    floor = 0.0
+    seen: set[str] = set()
+    naive = seed = seed_own = 0.0
+    row_tokens_total = 0
+    for row_id, text in rows:
+        label = labels.get(row_id) or fallback
+        one = prompts.build_params(spec, [(1, text)], cache=False)
+        request = tokens.count_request(one)
+        row_part = request - prefix  # the user message: the row as we send it, with its tag
+        answer = one_row_answer_tokens(label)
+        naive += (request * inp + answer * out) / MTOK
+        seed += (prefix * inp * catalog.CACHE_READ * half + row_part * inp * half
+                 + SEED_ANSWER_TOKENS * out * half) / MTOK
+        seed_own += (prefix * inp * catalog.CACHE_READ * half + row_part * inp * half + answer * out * half) / MTOK
+        if text not in seen:
+            seen.add(text)
+            own = tokens.count_text(text)
+            row_tokens_total += own
+            floor += (own * inp * half + tokens.count_text(label) * out * half) / MTOK
+    return {
+        "floor_usd": floor, "naive_usd": naive, "seed_usd": seed, "seed_own_answer_usd": seed_own,
+        "prefix_tokens": prefix, "unique_rows": len(seen),
+        "mean_row_tokens": row_tokens_total / max(len(seen), 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=20_000, help="W1 rows (default 20000)")
+    parser.add_argument("--pack-size", type=int, default=None,
+                        help="pack size of the main run (default: the config default)")
+    parser.add_argument("--sweep", default="1,10,25,50,100", help="pack sizes to compare ('' to skip)")
+    parser.add_argument("--sweep-rows", type=int, default=None, help="rows per sweep run (default --rows)")
+    parser.add_argument("--workdir", default=None, help="keep the DuckDB files and emulator state here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    if workloads.default_data_dir() is None:
+        print(f"W1 corpus not found: set {workloads.DATA_DIR_ENV}", file=sys.stderr)
+        return 2
+    model = workloads.W1_MODEL
+    default_pack = config.ClassifierConfig.__dataclass_fields__["pack_size"].default
+    pack_size = args.pack_size or default_pack
+    rows = workloads.w1_rows(args.rows)
+    tmp = tempfile.TemporaryDirectory(prefix="cb-bench-cost-") if args.workdir is None else None
+    base = Path(args.workdir or tmp.name)
+
+    print(f"W1: {len(rows)} rows, {len(set(t for _, t in rows))} unique texts, model {model} (batch), "
+          f"prices checked {catalog.PRICES_CHECKED_ON}, pack_size {pack_size}")
+    main_run = run_project(rows, pack_size, base / f"main-p{pack_size}")
+    ref = reference_figures(rows, main_run["labels"], model)
+    project = main_run["billed_usd"]
+    floor = ref["floor_usd"]
+    print(f"run: {main_run['passes']} pass(es), {main_run['seconds']}s, {main_run['requests']} request(s) in "
+          f"{main_run['batches']} batch(es), {main_run['rows_sent']} row text(s) sent, statuses {main_run['statuses']}")
+    print(f"usage: input {main_run['input_tokens']}, output {main_run['output_tokens']}, cache write 1h "
+          f"{main_run['cache_write_1h_tokens']} / 5m {main_run['cache_write_5m_tokens']}, cache read "
+          f"{main_run['cache_read_tokens']} (cb_requests == emulator results files: yes)")
+    print(f"prefix {ref['prefix_tokens']} tokens; unique rows {ref['unique_rows']}, "
+          f"{ref['mean_row_tokens']:.1f} tokens each on average")
+    print(f"project ${project:.4f}  floor ${floor:.4f}  naive ${ref['naive_usd']:.4f}  seed recipe ${ref['seed_usd']:.4f}"
+          f"  (seed with our one-row answer ${ref['seed_own_answer_usd']:.4f})")
+    print(f"project/floor {project / floor:.3f}   naive/floor {ref['naive_usd'] / floor:.2f}   "
+          f"seed/floor {ref['seed_usd'] / floor:.2f}")
+    in_price = catalog.model_info(model).input_usd_per_mtok * catalog.BATCH_DISCOUNT
+    out_price = catalog.model_info(model).output_usd_per_mtok * catalog.BATCH_DISCOUNT
+    parts = {
+        "row_input": main_run["input_tokens"] * in_price / MTOK,
+        "cache_read": main_run["cache_read_tokens"] * in_price * catalog.CACHE_READ / MTOK,
+        "cache_write": (main_run["cache_write_1h_tokens"] * catalog.CACHE_WRITE_1H
+                        + main_run["cache_write_5m_tokens"] * catalog.CACHE_WRITE_5M) * in_price / MTOK,
+        "output": main_run["output_tokens"] * out_price / MTOK,
+    }
+    print("where the project's cost goes (share of floor): "
+          + ", ".join(f"{k} {v / floor:.3f}" for k, v in parts.items()))
+
+    sweep: dict[int, float] = {}
+    sizes = [int(s) for s in args.sweep.split(",") if s.strip()]
+    if sizes:
+        sweep_rows = rows if not args.sweep_rows else workloads.w1_rows(args.sweep_rows)
+        labels_ref = None
+        for size in sizes:
+            if size == pack_size and len(sweep_rows) == len(rows):
+                got = main_run
+            else:
+                got = run_project(sweep_rows, size, base / f"sweep-p{size}")
+            if labels_ref is None:
+                labels_ref = reference_figures(sweep_rows, got["labels"], model)["floor_usd"]
+            sweep[size] = got["billed_usd"] / labels_ref
+            print(f"sweep pack_size {size:>4}: project ${got['billed_usd']:.4f}, {got['requests']} request(s), "
+                  f"project/floor {sweep[size]:.3f}")
+        best = min(sweep, key=sweep.get)
+        print(f"best pack_size in the sweep: {best} (project/floor {sweep[best]:.3f}); "
+              f"config default is {default_pack}")
+
+    figures = {
+        "rows": len(rows), "unique_rows": ref["unique_rows"], "model": model, "pack_size": pack_size,
+        "project_usd": round(project, 6), "floor_usd": round(floor, 6), "naive_usd": round(ref["naive_usd"], 6),
+        "seed_usd": round(ref["seed_usd"], 6), "seed_own_answer_usd": round(ref["seed_own_answer_usd"], 6),
+        "project_over_floor": round(project / floor, 4),
+        "naive_over_floor": round(ref["naive_usd"] / floor, 4),
+        "seed_over_floor": round(ref["seed_usd"] / floor, 4),
+        "seed_own_answer_over_floor": round(ref["seed_own_answer_usd"] / floor, 4),
+        "requests": main_run["requests"], "batches": main_run["batches"], "passes": main_run["passes"],
+        "rows_sent": main_run["rows_sent"], "prefix_tokens": ref["prefix_tokens"],
+        "input_tokens": main_run["input_tokens"], "output_tokens": main_run["output_tokens"],
+        "cache_read_tokens": main_run["cache_read_tokens"],
+        "cache_write_tokens": main_run["cache_write_1h_tokens"] + main_run["cache_write_5m_tokens"],
+        "emulator_usage_matches": True,
+        "sweep_project_over_floor": {str(k): round(v, 4) for k, v in sweep.items()},
+        "best_pack_size": min(sweep, key=sweep.get) if sweep else None,
+        "target_met": project / floor <= 1.5,
+    }
+    if tmp is not None:
+        tmp.cleanup()
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
