@@ -43,7 +43,7 @@ class ClassifierConfig:
     mode: Mode = "batch"
     realtime_threshold: int = 200
     pack_size: int = 50  # rows a request; bench/cost.py sweep: 25 -> 1.57x the floor, 50 -> 1.33x (docs/cost.md)
-    max_pack_tokens: int = 6_000
+    max_pack_chars: int = 24_000
     max_attempts: int = 3
     max_text_chars: int = 20_000
     on_too_long: Literal["truncate", "skip"] = "truncate"
@@ -58,7 +58,7 @@ class ClassifierConfig:
     max_batch_bytes: int = MAX_BATCH_BYTES
     queue_cap: int | None = None
     batch_rpm: int = 50
-    parallel_creates: int = 4
+    parallel_creates: int = 2
     wait_seconds: float = 0.0
     poll_seconds: float = 5.0
     realtime_rpm: int = 50

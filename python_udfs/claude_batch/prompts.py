@@ -20,6 +20,7 @@ Wire format (the emulator understands it too):
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import re
@@ -80,7 +81,8 @@ class PromptSpec:
 
 
 def escape_row(text: str) -> str:
-    return html.escape(text, quote=False)
+    # Same as html.escape(text, quote=False), without its per-call overhead (hot at a million rows).
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def render_rows(items: Sequence[tuple[int, str]]) -> str:
@@ -99,6 +101,10 @@ def parse_rows(user_text: str) -> list[tuple[int, str]]:
 
 
 def answer_schema(spec: PromptSpec) -> dict:
+    return _cached(_answer_schema, spec)
+
+
+def _answer_schema(spec: PromptSpec) -> dict:
     return {
         "type": "object",
         "properties": {
@@ -128,6 +134,10 @@ def _example_answer(groups: dict[str, list[int]]) -> str:
 
 def system_text(spec: PromptSpec) -> str:
     """The shared prefix: same bytes for every request of a classifier version."""
+    return _cached(_system_text, spec)
+
+
+def _system_text(spec: PromptSpec) -> str:
     how_many = (
         "one or more of the labels below (every label that applies)"
         if spec.multi_label
@@ -207,6 +217,79 @@ def build_params(
     for key, value in spec.extra:
         params[key] = value
     return params
+
+
+_CACHE: dict = {}
+
+
+def _cached(fn, spec: PromptSpec):
+    """Memoise per spec: the prefix is built once, not once per request (hot at scale)."""
+    try:
+        key = (fn, spec)
+        hash(key)
+    except TypeError:  # `extra` holds unhashable values: build every time
+        return fn(spec)
+    if key not in _CACHE:
+        if len(_CACHE) > 256:
+            _CACHE.clear()
+        _CACHE[key] = fn(spec)
+    value = _CACHE[key]
+    return copy.deepcopy(value) if isinstance(value, dict) else value
+
+
+class RequestEncoder:
+    """Batch-request JSON for a spec, built from pre-serialised parts.
+
+    Every request of a classifier version repeats the same prefix bytes (model, system, schema);
+    only the custom_id, max_tokens and the rows differ. Serialising the shared parts once makes
+    encoding a request cost its rows' bytes, and ``size`` is exact without building the request.
+    """
+
+    _CID = "CB0CUSTOM0ID0PLACEHOLDER"
+    _ROWS = "CB0ROWS0PLACEHOLDER"
+    _MAXTOK = 987654321
+
+    def __init__(self, spec: PromptSpec, *, cache: bool):
+        self.spec = spec
+        params = build_params(spec, [(1, "x")], cache=cache)
+        user_max = dict(spec.extra).get("max_tokens")
+        params["max_tokens"] = self._MAXTOK if user_max is None else user_max
+        params["messages"] = [{"role": "user", "content": self._ROWS}]
+        text = json.dumps({"custom_id": self._CID, "params": params}, ensure_ascii=False, separators=(",", ":"))
+        head, rest = text.split(self._CID)
+        if str(self._MAXTOK) in rest:
+            mid, rest = rest.split(str(self._MAXTOK))
+        else:
+            mid = None
+        before_rows, tail = rest.split(self._ROWS)
+        self._head = head.encode()
+        self._mid = mid.encode() if mid is not None else None
+        self._before_rows = before_rows.encode()
+        self._tail = tail.encode()
+        self._fixed = len(self._head) + len(self._before_rows) + len(self._tail) + (len(self._mid) if mid is not None else 0)
+
+    def _rows_json(self, items: Sequence[tuple[int, str]]) -> bytes:
+        return json.dumps(render_rows(items), ensure_ascii=False)[1:-1].encode()
+
+    def encode(self, custom_id: str, items: Sequence[tuple[int, str]]) -> bytes:
+        parts = [self._head, custom_id.encode()]
+        if self._mid is not None:
+            parts += [self._mid, str(max_tokens_for(self.spec, len(items))).encode()]
+        parts += [self._before_rows, self._rows_json(items), self._tail]
+        return b"".join(parts)
+
+    def size(self, custom_id_len: int, items: Sequence[tuple[int, str]]) -> tuple[int, bytes]:
+        """Exact encoded size for a custom_id of that length, and the rows' JSON (reused by encode_rows)."""
+        rows = self._rows_json(items)
+        extra = len(str(max_tokens_for(self.spec, len(items)))) if self._mid is not None else 0
+        return self._fixed + custom_id_len + extra + len(rows), rows
+
+    def encode_with_rows(self, custom_id: str, n_items: int, rows_json: bytes) -> bytes:
+        parts = [self._head, custom_id.encode()]
+        if self._mid is not None:
+            parts += [self._mid, str(max_tokens_for(self.spec, n_items)).encode()]
+        parts += [self._before_rows, rows_json, self._tail]
+        return b"".join(parts)
 
 
 # ---------------------------------------------------------------------------- answer side
