@@ -24,6 +24,7 @@ from typing import Any
 import anthropic
 
 from . import batches, collect, config as config_mod, cost, packing, prompts
+from . import estimate as estimate_mod
 from . import source as source_rows
 from .client import make_client
 from .crashpoints import checkpoint
@@ -482,12 +483,10 @@ class _Pacer:
 class _Guard:
     """Budget guard and processing-queue cap, applied as requests stream by.
 
-    The estimate is an upper bound from the local counter (docs/cost.md): the prefix counted exactly
-    (written once at the cache-write price, then read), row text at one token per 3 characters, and
-    ``max_tokens`` of output per request.
+    The estimate is an upper bound (docs/cost.md): the prefix (written once at the cache-write price,
+    then read) and the rows' input tokens from ``estimate.py`` (local counter, or calibrated with the
+    API's count_tokens when ``count_tokens_api`` is on), and ``max_tokens`` of output per request.
     """
-
-    CHARS_PER_TOKEN = 3.0
 
     def __init__(self, pipe: "Pipeline", prefix: int, cached: bool, *, batch: bool):
         self.pipe, self.prefix, self.cached, self.batch = pipe, prefix, cached, batch
@@ -501,23 +500,37 @@ class _Guard:
         self.refused = self.refused_texts = 0
         self.reason: str | None = None
         self.spent = 0.0
+        self.calibration: estimate_mod.Calibration | None = None
+
+    def _calibrate(self, request: packing.PlannedRequest) -> estimate_mod.Calibration:
+        cal = estimate_mod.local(self.prefix)
+        if self.pipe.cfg.count_tokens_api:
+            try:
+                cal = estimate_mod.calibrate(self.pipe.client, self.pipe.cfg.spec, request.rows(),
+                                             cached=self.cached, local_prefix=self.prefix)
+            except Exception as exc:  # API or network error: the local estimate stands
+                warn(f"count_tokens_api: count_tokens failed ({exc}); using the local estimate")
+            info(cal.describe())
+            self.pipe.run.notes.append(cal.describe())
+        return cal
 
     def estimate(self, request: packing.PlannedRequest, first: bool) -> float:
-        from . import tokens
-
-        rows_in = int(request.chars / self.CHARS_PER_TOKEN) + 4 * len(request.items) + tokens.REQUEST_OVERHEAD_TOKENS + tokens.MESSAGE_OVERHEAD_TOKENS
+        if self.calibration is None:
+            self.calibration = self._calibrate(request)
+        rows_in = self.calibration.rows_tokens(request.chars, len(request.items))
+        prefix = self.calibration.prefix_tokens
         out = prompts.max_tokens_for(self.pipe.cfg.spec, len(request.items))
         tier = "batch" if self.batch else "standard"
         if self.cached:
             one_hour = self.pipe.cfg.spec.cache_ttl == "1h"
             usage = cost.Usage(
                 input_tokens=rows_in, output_tokens=out,
-                cache_write_1h_tokens=self.prefix if first and one_hour else 0,
-                cache_write_5m_tokens=self.prefix if first and not one_hour else 0,
-                cache_read_tokens=0 if first else self.prefix, service_tier=tier,
+                cache_write_1h_tokens=prefix if first and one_hour else 0,
+                cache_write_5m_tokens=prefix if first and not one_hour else 0,
+                cache_read_tokens=0 if first else prefix, service_tier=tier,
             )
         else:
-            usage = cost.Usage(input_tokens=rows_in + self.prefix, output_tokens=out, service_tier=tier)
+            usage = cost.Usage(input_tokens=rows_in + prefix, output_tokens=out, service_tier=tier)
         return cost.billed_usd(self.pipe.cfg.spec.model, usage)
 
     def admit(self, requests):
