@@ -10,6 +10,7 @@ Every bad setting raises :class:`ConfigError` naming the setting, at the start o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -69,7 +70,7 @@ class ClassifierConfig:
     count_tokens_api: bool = False
     extra: dict = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
         return classifier_version(self.spec)
 

@@ -20,7 +20,6 @@ Wire format (the emulator understands it too):
 
 from __future__ import annotations
 
-import copy
 import html
 import json
 import re
@@ -223,18 +222,15 @@ _CACHE: dict = {}
 
 
 def _cached(fn, spec: PromptSpec):
-    """Memoise per spec: the prefix is built once, not once per request (hot at scale)."""
-    try:
-        key = (fn, spec)
-        hash(key)
-    except TypeError:  # `extra` holds unhashable values: build every time
-        return fn(spec)
-    if key not in _CACHE:
+    """Memoise per spec object: the prefix is built once, not once per request (hot at scale).
+    Keyed by identity (hashing a spec walks every label and example); callers must not mutate."""
+    key = (fn, id(spec))
+    entry = _CACHE.get(key)
+    if entry is None or entry[0] is not spec:
         if len(_CACHE) > 256:
             _CACHE.clear()
-        _CACHE[key] = fn(spec)
-    value = _CACHE[key]
-    return copy.deepcopy(value) if isinstance(value, dict) else value
+        entry = _CACHE[key] = (spec, fn(spec))
+    return entry[1]
 
 
 class RequestEncoder:
