@@ -88,26 +88,47 @@ class CachePlan:
     message: str | None  # set when the prefix is too short to cache: what a longer one would save
 
 
-def cache_plan(model: str, prefix_tokens: int, *, expected_requests: int, batch: bool, policy: str = "auto") -> CachePlan:
+def cache_plan(model: str, prefix_tokens: int, *, expected_requests: int, batch: bool, policy: str = "auto",
+               ttl: str = "1h") -> CachePlan:
     """Decide the breakpoint: a prefix below the model's minimum is silently not cached by the API,
-    so marking it buys nothing; we say how far short it is and what caching would save."""
+    so marking it buys nothing; we say how far short it is and what caching would save.
+
+    The saving compares this run's prefix tokens as they are (every request pays the whole prefix
+    as input) with the prefix padded to the minimum and cached (written once at the ``ttl`` write
+    price, read at 10 % by every other request), at batch or standard prices. On a small run
+    padding does not pay; the message then says from how many requests it would.
+    """
     info = catalog.model_info(model)
     minimum = info.min_cacheable_tokens
     if policy == "never":
         return CachePlan(prefix_tokens, minimum, False, None)
     if prefix_tokens >= minimum or policy == "always":
         return CachePlan(prefix_tokens, minimum, True, None)
-    rate = catalog.BATCH_DISCOUNT if batch else 1.0
-    per_read_saving = info.input_usd_per_mtok * rate * (1 - catalog.CACHE_READ)
-    # With a prefix padded to the minimum (e.g. more few-shot examples), every request after the
-    # first would read it at 10 %; the figure is for the current prefix size, a lower bound.
-    saving = max(expected_requests - 1, 0) * prefix_tokens * per_read_saving / MTOK
+    price = info.input_usd_per_mtok * (catalog.BATCH_DISCOUNT if batch else 1.0) / MTOK  # one input token
+    write = catalog.CACHE_WRITE_1H if ttl == "1h" else catalog.CACHE_WRITE_5M
+    requests = max(expected_requests, 1)
+    readers = requests - 1
+    now_usd = requests * prefix_tokens * price
+    padded_usd = minimum * (write + readers * catalog.CACHE_READ) * price
     message = (
         f"shared prefix is {prefix_tokens} tokens, {minimum - prefix_tokens} short of the "
-        f"{minimum}-token caching minimum of {info.name}: it is not marked for caching. "
-        f"Filling the gap (e.g. with more few-shot examples) would let {max(expected_requests - 1, 0)} "
-        f"request(s) read it from cache and save about ${saving:.4f} on this run's prefix tokens."
+        f"{minimum}-token caching minimum of {info.name}: it is not marked for caching "
+        f"(the API would silently not cache it)."
     )
+    if padded_usd < now_usd:
+        message += (
+            f" Padded to {minimum} tokens (e.g. with more few-shot examples) it would be written once and read "
+            f"from cache by {readers} request(s): this run's prefix tokens would cost ${padded_usd:.4f} instead of "
+            f"${now_usd:.4f}, a saving of about ${now_usd - padded_usd:.4f}."
+        )
+    else:
+        per_request = prefix_tokens - catalog.CACHE_READ * minimum
+        breakeven = int(minimum * (write - catalog.CACHE_READ) / per_request) + 1 if per_request > 0 else None
+        message += (
+            f" Padding it to {minimum} tokens and caching it would not pay on {requests} request(s) "
+            f"(${padded_usd:.4f} against ${now_usd:.4f} now)"
+            + (f"; it would from about {breakeven} requests a run." if breakeven else ".")
+        )
     return CachePlan(prefix_tokens, minimum, False, message)
 
 
