@@ -1,8 +1,14 @@
 """Batches → results: turn ended batches (or real-time answers) into result rows, usage and cost.
 
-Batch results are streamed to a file and parsed by DuckDB's ``read_json``; Python only reads each
-request's answer (a few hundred bytes) to check labels against the allowed set. Everything a
-submission produced lands in one transaction (see ``StateStore.write_collected``).
+Two ways in, one way out:
+- batch results are streamed to a file and parsed by DuckDB itself (``read_json`` and its JSON
+  functions explode every answer into (request, row id, label) pairs and check the labels): no
+  Python work per row, so a million rows are ingested at DuckDB's speed;
+- real-time answers, and the rare batch answer SQL cannot read (code fences, several text
+  blocks), go through ``prompts.parse_answer`` in Python (``_Staging``).
+Both fill the same two temp tables (``cb_tmp_req`` per request, ``cb_tmp_ans`` per row), and
+``apply_staging`` writes a submission's outcomes to the state tables in one transaction. The two
+parsers follow the same rules; tests/unit/test_collect_parsers.py holds them to it.
 """
 
 from __future__ import annotations
@@ -19,10 +25,23 @@ import pyarrow as pa
 from . import batches, catalog, cost, prompts, tokens
 from .crashpoints import checkpoint
 from .state import StateStore
+from .warehouse import Warehouse, quote_literal
 
 log = logging.getLogger(__name__)
 
 MAX_RAW_ANSWER_CHARS = 4_000
+
+_REQ_SCHEMA = pa.schema([
+    ("custom_id", pa.string()), ("status", pa.string()), ("error_type", pa.string()),
+    ("error_message", pa.string()), ("input_tokens", pa.int64()), ("output_tokens", pa.int64()),
+    ("cache_write_5m_tokens", pa.int64()), ("cache_write_1h_tokens", pa.int64()),
+    ("cache_read_tokens", pa.int64()), ("service_tier", pa.string()), ("billed_usd", pa.float64()),
+    ("raw_answer", pa.string()),
+])
+_ANS_SCHEMA = pa.schema([
+    ("custom_id", pa.string()), ("item_id", pa.int32()), ("status", pa.string()),
+    ("labels", pa.list_(pa.string())), ("error", pa.string()), ("answer_tokens", pa.int32()),
+])
 
 
 @dataclass
@@ -33,53 +52,45 @@ class Collected:
     naive_usd: float = 0.0
 
 
+def single_answer_tokens(label: str) -> int:
+    """Output tokens of a one-row answer with this label: the naive baseline's output."""
+    return tokens.count_text(json.dumps({"groups": [{"label": label, "ids": [1]}]}, separators=(",", ":")))
+
+
 class _Staging:
-    """Columnar buffers (not a list of dicts) so a million items stay small in memory."""
+    """Python-parsed outcomes, in columns (not a list of dicts) so they stay small in memory."""
 
     def __init__(self) -> None:
-        self.req = {k: [] for k in (
-            "custom_id", "status", "error_type", "error_message", "input_tokens", "output_tokens",
-            "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "service_tier",
-            "billed_usd", "raw_answer",
-        )}
-        self.ans = {k: [] for k in ("custom_id", "item_id", "status", "labels", "error", "answer_tokens")}
+        self.req: dict[str, list] = {f.name: [] for f in _REQ_SCHEMA}
+        self.ans: dict[str, list] = {f.name: [] for f in _ANS_SCHEMA}
+        self._answer_tokens: dict[tuple[str, ...], int] = {}
 
     def add_request(self, custom_id: str, status: str, *, usage: cost.Usage | None, billed: float,
                     error_type: str | None = None, error_message: str | None = None, raw: str | None = None) -> None:
         u = usage or cost.Usage()
-        for key, value in (
-            ("custom_id", custom_id), ("status", status), ("error_type", error_type),
-            ("error_message", error_message), ("input_tokens", u.input_tokens),
-            ("output_tokens", u.output_tokens), ("cache_write_5m_tokens", u.cache_write_5m_tokens),
-            ("cache_write_1h_tokens", u.cache_write_1h_tokens), ("cache_read_tokens", u.cache_read_tokens),
-            ("service_tier", u.service_tier if usage else None), ("billed_usd", billed),
-            ("raw_answer", raw),
-        ):
+        row = {
+            "custom_id": custom_id, "status": status, "error_type": error_type, "error_message": error_message,
+            "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
+            "cache_write_5m_tokens": u.cache_write_5m_tokens, "cache_write_1h_tokens": u.cache_write_1h_tokens,
+            "cache_read_tokens": u.cache_read_tokens, "service_tier": u.service_tier if usage else None,
+            "billed_usd": billed, "raw_answer": raw,
+        }
+        for key, value in row.items():
             self.req[key].append(value)
 
     def add_outcome(self, custom_id: str, outcome: prompts.ItemOutcome) -> None:
+        labels = outcome.labels
+        if labels not in self._answer_tokens:
+            self._answer_tokens[labels] = sum(single_answer_tokens(label) for label in labels)
         self.ans["custom_id"].append(custom_id)
         self.ans["item_id"].append(outcome.item_id)
         self.ans["status"].append(outcome.status)
-        self.ans["labels"].append(list(outcome.labels) if outcome.labels else None)
+        self.ans["labels"].append(list(labels) if labels else None)
         self.ans["error"].append(outcome.error)
-        # What a one-row answer with these labels would cost: the naive baseline's output.
-        single = {"groups": [{"label": label, "ids": [1]} for label in outcome.labels]}
-        self.ans["answer_tokens"].append(tokens.count_text(json.dumps(single, separators=(",", ":"))))
+        self.ans["answer_tokens"].append(self._answer_tokens[labels])
 
     def tables(self) -> tuple[pa.Table, pa.Table]:
-        req = pa.table(self.req, schema=pa.schema([
-            ("custom_id", pa.string()), ("status", pa.string()), ("error_type", pa.string()),
-            ("error_message", pa.string()), ("input_tokens", pa.int64()), ("output_tokens", pa.int64()),
-            ("cache_write_5m_tokens", pa.int64()), ("cache_write_1h_tokens", pa.int64()),
-            ("cache_read_tokens", pa.int64()), ("service_tier", pa.string()), ("billed_usd", pa.float64()),
-            ("raw_answer", pa.string()),
-        ]))
-        ans = pa.table(self.ans, schema=pa.schema([
-            ("custom_id", pa.string()), ("item_id", pa.int32()), ("status", pa.string()),
-            ("labels", pa.list_(pa.string())), ("error", pa.string()), ("answer_tokens", pa.int32()),
-        ]))
-        return req, ans
+        return pa.table(self.req, schema=_REQ_SCHEMA), pa.table(self.ans, schema=_ANS_SCHEMA)
 
 
 def stage_message(staging: _Staging, spec: prompts.PromptSpec, model: str, custom_id: str, item_count: int,
@@ -105,129 +116,254 @@ def stage_message(staging: _Staging, spec: prompts.PromptSpec, model: str, custo
     )
 
 
-def apply_staging(store: StateStore, staging: _Staging, submission_key: str, *, classifier: str, batch_id: str | None,
-                  model: str, final_status: str = "collected") -> Collected:
-    """Write a submission's staged outcomes to requests, items and results, in one transaction."""
-    wh = store.wh
-    info = catalog.model_info(model)
+def _create_staging_tables(wh: Warehouse) -> None:
+    wh.execute("""CREATE OR REPLACE TEMP TABLE cb_tmp_req (custom_id VARCHAR, status VARCHAR, error_type VARCHAR,
+        error_message VARCHAR, input_tokens BIGINT, output_tokens BIGINT, cache_write_5m_tokens BIGINT,
+        cache_write_1h_tokens BIGINT, cache_read_tokens BIGINT, service_tier VARCHAR, billed_usd DOUBLE,
+        raw_answer VARCHAR)""")
+    wh.execute("""CREATE OR REPLACE TEMP TABLE cb_tmp_ans (custom_id VARCHAR, item_id INTEGER, status VARCHAR,
+        labels VARCHAR[], error VARCHAR, answer_tokens INTEGER)""")
+
+
+def _load_python_staging(wh: Warehouse, staging: _Staging) -> None:
     req, ans = staging.tables()
-    req_name, ans_name = wh.temp_name("req"), wh.temp_name("ans")
-    wh.con.register(req_name, req)
-    wh.con.register(ans_name, ans)
-    t = store.t
+    for name, table in (("cb_tmp_req", req), ("cb_tmp_ans", ans)):
+        if table.num_rows == 0:
+            continue
+        view = wh.temp_name("stg")
+        wh.con.register(view, table)
+        try:
+            wh.execute(f"INSERT INTO {name} SELECT * FROM {wh.q(view)}")
+        finally:
+            wh.con.unregister(view)
+
+
+# ---------------------------------------------------------------------------- batch results, in SQL
+
+
+def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, model: str,
+                       submission_key: str) -> None:
+    """Parse a results JSONL into the staging tables with DuckDB; Python only for odd answers."""
+    wh, t = store.wh, store.t
+    source = wh.read_jsonl_sql(path, {"custom_id": "VARCHAR", "result": "JSON"})
+    wh.execute(f"""
+        CREATE OR REPLACE TEMP TABLE cb_tmp_lines AS
+        SELECT l.custom_id, r.item_count,
+               json_extract_string(l.result, '$.type') AS type,
+               json_extract(l.result, '$.message') AS message,
+               json_extract(l.result, '$.error.error') AS error
+        FROM {source} l
+        JOIN {t['cb_requests']} r ON r.custom_id = l.custom_id AND r.submission_key = ?""", [submission_key])
+    lines = wh.scalar(f"SELECT count(*) FROM {source}")
+    known = wh.scalar("SELECT count(*) FROM cb_tmp_lines")
+    if lines != known:
+        log.warning("%d result line(s) had custom_ids this submission never sent; ignored", lines - known)
+    # The answer JSON when it is the one content block we asked for (a forced tool call, or JSON text).
+    wh.execute("""
+        CREATE OR REPLACE TEMP TABLE cb_tmp_answers AS
+        SELECT custom_id, item_count, answer, raw FROM (
+            SELECT custom_id, item_count,
+                   CASE kind WHEN 'tool_use' THEN json_extract(message, '$.content[0].input')
+                             WHEN 'text' THEN CASE WHEN json_valid(txt) THEN CAST(txt AS JSON) END END AS answer,
+                   CASE kind WHEN 'tool_use' THEN CAST(json_extract(message, '$.content[0].input') AS VARCHAR)
+                             ELSE txt END AS raw
+            FROM (SELECT custom_id, item_count, message,
+                         json_extract_string(message, '$.content[0].type') AS kind,
+                         json_extract_string(message, '$.content[0].text') AS txt
+                  FROM cb_tmp_lines
+                  WHERE type = 'succeeded' AND json_array_length(message, '$.content') = 1
+                    AND coalesce(json_extract_string(message, '$.stop_reason'), '') <> 'max_tokens') m
+        ) a
+        WHERE json_type(answer, '$.groups') = 'ARRAY'""")
+
+    usage = {
+        "input_tokens": "coalesce(CAST(json_extract(message, '$.usage.input_tokens') AS BIGINT), 0)",
+        "output_tokens": "coalesce(CAST(json_extract(message, '$.usage.output_tokens') AS BIGINT), 0)",
+        "cache_write_5m_tokens": """CASE WHEN json_extract(message, '$.usage.cache_creation') IS NULL
+                OR json_type(message, '$.usage.cache_creation') = 'NULL'
+            THEN coalesce(CAST(json_extract(message, '$.usage.cache_creation_input_tokens') AS BIGINT), 0)
+            ELSE coalesce(CAST(json_extract(message, '$.usage.cache_creation.ephemeral_5m_input_tokens') AS BIGINT), 0) END""",
+        "cache_write_1h_tokens": "coalesce(CAST(json_extract(message, '$.usage.cache_creation.ephemeral_1h_input_tokens') AS BIGINT), 0)",
+        "cache_read_tokens": "coalesce(CAST(json_extract(message, '$.usage.cache_read_input_tokens') AS BIGINT), 0)",
+        "service_tier": "coalesce(json_extract_string(message, '$.usage.service_tier'), 'standard')",
+    }
+    label_rows = ", ".join(
+        f"({quote_literal(label)}, {pos}, {single_answer_tokens(label)})" for pos, label in enumerate(spec.label_names)
+    )
+    wh.execute(f"CREATE OR REPLACE TEMP TABLE cb_tmp_labels AS SELECT * FROM (VALUES {label_rows}) v(label, pos, answer_tokens)")
+    # Every (request, row id, label) the answers name; ids must be whole numbers (or digit strings).
+    wh.execute("""
+        CREATE OR REPLACE TEMP TABLE cb_tmp_pairs AS
+        SELECT custom_id, item_id, label FROM (
+            SELECT a.custom_id, a.item_count,
+                   CASE WHEN json_type(g.value, '$.label') = 'VARCHAR' THEN json_extract_string(g.value, '$.label') END AS label,
+                   CASE WHEN json_type(i.value) IN ('UBIGINT', 'BIGINT') THEN TRY_CAST(i.value AS BIGINT)
+                        WHEN json_type(i.value) = 'VARCHAR' AND regexp_full_match(json_extract_string(i.value, '$'), '[0-9]+')
+                        THEN TRY_CAST(json_extract_string(i.value, '$') AS BIGINT) END AS item_id
+            FROM cb_tmp_answers a, json_each(a.answer, '$.groups') g, json_each(g.value, '$.ids') i
+            WHERE json_type(g.value) = 'OBJECT' AND json_type(g.value, '$.ids') = 'ARRAY'
+        ) p
+        WHERE item_id BETWEEN 1 AND item_count""")
+    single = "false" if spec.multi_label else "true"
+    _create_staging_tables(wh)
+    wh.execute(f"""
+        INSERT INTO cb_tmp_ans
+        WITH per_item AS (
+            SELECT p.custom_id, p.item_id,
+                   bool_or(l.label IS NULL) AS has_bad,
+                   min(CASE WHEN l.label IS NULL THEN p.label END) AS bad_label,
+                   bool_or(l.label IS NULL AND p.label IS NULL) AS null_label
+            FROM cb_tmp_pairs p LEFT JOIN cb_tmp_labels l ON l.label = p.label
+            GROUP BY ALL
+        ),
+        good AS (
+            SELECT custom_id, item_id, list(label ORDER BY pos) AS labels, sum(answer_tokens) AS answer_tokens
+            FROM (SELECT DISTINCT p.custom_id, p.item_id, l.label, l.pos, l.answer_tokens
+                  FROM cb_tmp_pairs p JOIN cb_tmp_labels l ON l.label = p.label)
+            GROUP BY ALL
+        )
+        SELECT i.custom_id, i.item_id,
+               CASE WHEN pi.has_bad THEN 'invalid_output'
+                    WHEN g.labels IS NULL THEN 'missing'
+                    WHEN {single} AND len(g.labels) > 1 THEN 'invalid_output'
+                    ELSE 'succeeded' END,
+               g.labels,
+               CASE WHEN pi.has_bad THEN 'label ' || CASE WHEN pi.bad_label IS NULL THEN 'None'
+                                                          ELSE '''' || pi.bad_label || '''' END
+                                         || ' is not one of the allowed labels'
+                    WHEN g.labels IS NULL THEN 'row missing from the answer'
+                    WHEN {single} AND len(g.labels) > 1
+                    THEN 'several labels [''' || array_to_string(g.labels, ''', ''') || '''] for a single-label classifier'
+                    END,
+               coalesce(g.answer_tokens, 0)
+        FROM {store.t['cb_request_items']} i
+        JOIN cb_tmp_answers a ON a.custom_id = i.custom_id
+        LEFT JOIN per_item pi ON pi.custom_id = i.custom_id AND pi.item_id = i.item_id
+        LEFT JOIN good g ON g.custom_id = i.custom_id AND g.item_id = i.item_id""")
+    billed = cost.billed_usd_sql(model, usage)
+    wh.execute(f"""
+        INSERT INTO cb_tmp_req
+        SELECT l.custom_id, l.type,
+               CASE WHEN l.type = 'errored' THEN json_extract_string(l.error, '$.type') END,
+               CASE WHEN l.type = 'errored' THEN json_extract_string(l.error, '$.message') END,
+               {usage['input_tokens']}, {usage['output_tokens']}, {usage['cache_write_5m_tokens']},
+               {usage['cache_write_1h_tokens']}, {usage['cache_read_tokens']},
+               CASE WHEN l.type = 'succeeded' THEN {usage['service_tier']} END,
+               CASE WHEN l.type = 'succeeded' THEN {billed} ELSE 0 END,
+               CASE WHEN EXISTS (SELECT 1 FROM cb_tmp_ans s WHERE s.custom_id = l.custom_id AND s.status <> 'succeeded')
+                    THEN left(a.raw, {MAX_RAW_ANSWER_CHARS}) END
+        FROM cb_tmp_lines l LEFT JOIN cb_tmp_answers a USING (custom_id)
+        WHERE l.type <> 'succeeded' OR a.custom_id IS NOT NULL""")
+    # Answers SQL could not read (several blocks, fences, cut by max_tokens): the Python parser.
+    odd = wh.fetchall("""
+        SELECT l.custom_id, l.item_count, CAST(l.message AS VARCHAR) FROM cb_tmp_lines l
+        WHERE l.type = 'succeeded' AND l.custom_id NOT IN (SELECT custom_id FROM cb_tmp_answers)""")
+    if odd:
+        staging = _Staging()
+        for custom_id, item_count, message in odd:
+            stage_message(staging, spec, model, custom_id, int(item_count), "succeeded", json.loads(message), None)
+        _load_python_staging(wh, staging)
+    for name in ("cb_tmp_lines", "cb_tmp_answers", "cb_tmp_pairs", "cb_tmp_labels"):
+        wh.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def apply_staging(store: StateStore, staging: _Staging | None, submission_key: str, *, classifier: str,
+                  batch_id: str | None, model: str, final_status: str = "collected") -> Collected:
+    """Write a submission's staged outcomes to requests, items and results, in one transaction.
+
+    ``staging`` is the Python-parsed outcomes (real-time path); None means the staging tables were
+    filled by ``stage_results_file``.
+    """
+    wh, t = store.wh, store.t
+    if staging is not None:
+        _create_staging_tables(wh)
+        _load_python_staging(wh, staging)
+    info = catalog.model_info(model)
     in_price, out_price = info.input_usd_per_mtok, info.output_usd_per_mtok
-    try:
-        with wh.transaction():
-            wh.execute(f"""
-                UPDATE {t['cb_requests']} SET status = s.status, error_type = s.error_type,
-                    error_message = s.error_message, input_tokens = s.input_tokens,
-                    output_tokens = s.output_tokens, cache_write_5m_tokens = s.cache_write_5m_tokens,
-                    cache_write_1h_tokens = s.cache_write_1h_tokens, cache_read_tokens = s.cache_read_tokens,
-                    service_tier = s.service_tier, billed_usd = s.billed_usd, collected_at = now()::TIMESTAMP
-                FROM {wh.q(req_name)} s
-                WHERE {t['cb_requests']}.custom_id = s.custom_id AND {t['cb_requests']}.submission_key = ?""",
-                [submission_key])
-            # Requests the results never mentioned (should not happen) count as expired: retryable.
-            wh.execute(f"""
-                UPDATE {t['cb_requests']} SET status = 'expired', error_message = 'no result line for this request',
-                    collected_at = now()::TIMESTAMP
-                WHERE submission_key = ? AND status IN ('submitting', 'in_flight')""", [submission_key])
-            # Item outcome: the answer's verdict, else the request's result type (missing if it succeeded).
-            wh.execute(f"""
-                CREATE OR REPLACE TEMP TABLE cb_tmp_item_outcomes AS
-                SELECT i.custom_id, i.item_id, i.version, i.text_hash, i.attempt,
-                       CASE WHEN r.status = 'succeeded' THEN coalesce(a.status, 'missing') ELSE r.status END AS status,
-                       a.labels,
-                       CASE WHEN r.status = 'succeeded' THEN coalesce(a.error, CASE WHEN a.status IS NULL THEN 'row missing from the answer' END)
-                            ELSE r.error_message END AS error_message,
-                       CASE WHEN r.status = 'succeeded' AND coalesce(a.status, 'missing') <> 'succeeded' THEN NULL
-                            ELSE r.error_type END AS error_type,
-                       CASE WHEN coalesce(a.status, 'missing') <> 'succeeded' THEN s.raw_answer END AS raw_answer,
-                       coalesce(r.billed_usd, 0) / greatest(r.item_count, 1) AS billed_usd,
-                       -- Naive: this text alone in a real-time uncached call: the prefix, plus its share
-                       -- (by characters) of the request's other input tokens, plus a one-row answer.
-                       CASE WHEN a.status = 'succeeded' THEN
-                           ((p.prefix_actual
-                             + greatest(p.total_input - p.prefix_actual, 0) * i.row_chars / greatest(p.chars, 1))
-                            * {in_price} + a.answer_tokens * {out_price}) / 1e6
-                       ELSE 0 END AS naive_usd
-                FROM {t['cb_request_items']} i
-                JOIN {t['cb_requests']} r USING (custom_id)
-                LEFT JOIN {wh.q(req_name)} s USING (custom_id)
-                LEFT JOIN {wh.q(ans_name)} a ON a.custom_id = i.custom_id AND a.item_id = i.item_id
-                LEFT JOIN (
-                    SELECT q.custom_id,
-                           CASE WHEN coalesce(q.cache_read_tokens, 0) + coalesce(q.cache_write_5m_tokens, 0)
-                                     + coalesce(q.cache_write_1h_tokens, 0) > 0
-                                THEN q.cache_read_tokens + q.cache_write_5m_tokens + q.cache_write_1h_tokens
-                                ELSE q.prefix_tokens END AS prefix_actual,
-                           coalesce(q.input_tokens, 0) + coalesce(q.cache_read_tokens, 0)
-                               + coalesce(q.cache_write_5m_tokens, 0) + coalesce(q.cache_write_1h_tokens, 0) AS total_input,
-                           (SELECT sum(row_chars) FROM {t['cb_request_items']} c WHERE c.custom_id = q.custom_id) AS chars
-                    FROM {t['cb_requests']} q WHERE q.submission_key = ?
-                ) p ON p.custom_id = i.custom_id
-                WHERE r.submission_key = ?""", [submission_key, submission_key])
-            wh.execute(f"""
-                UPDATE {t['cb_request_items']} SET status = o.status, billed_usd = o.billed_usd, naive_usd = o.naive_usd
-                FROM cb_tmp_item_outcomes o
-                WHERE {t['cb_request_items']}.custom_id = o.custom_id AND {t['cb_request_items']}.item_id = o.item_id""")
-            wh.execute(f"""
-                UPDATE {t['cb_requests']} SET naive_usd = o.naive
-                FROM (SELECT custom_id, sum(naive_usd) AS naive FROM cb_tmp_item_outcomes GROUP BY custom_id) o
-                WHERE {t['cb_requests']}.custom_id = o.custom_id""")
-            # One result per (version, text); never replace a success with a later failure.
-            wh.execute(f"""
-                INSERT OR REPLACE INTO {t['cb_results']}
-                    (version, text_hash, status, labels, raw_answer, error_type, error_message, custom_id,
-                     batch_id, attempt, model, classifier, collected_at)
-                SELECT o.version, o.text_hash, o.status, o.labels, o.raw_answer, o.error_type, o.error_message,
-                       o.custom_id, ?, o.attempt, ?, ?, now()::TIMESTAMP
-                FROM cb_tmp_item_outcomes o
-                LEFT JOIN {t['cb_results']} prev ON prev.version = o.version AND prev.text_hash = o.text_hash
-                WHERE prev.status IS DISTINCT FROM 'succeeded' OR o.status = 'succeeded'
-                QUALIFY row_number() OVER (PARTITION BY o.version, o.text_hash ORDER BY o.status = 'succeeded' DESC) = 1""",
-                [batch_id, model, classifier])
-            wh.execute(
-                f"UPDATE {t['cb_batches']} SET status = ?, collected_at = now()::TIMESTAMP WHERE submission_key = ?",
-                [final_status, submission_key])
-            totals = wh.fetchall(
-                "SELECT count(DISTINCT custom_id), count(*), coalesce(sum(billed_usd), 0), coalesce(sum(naive_usd), 0) "
-                "FROM cb_tmp_item_outcomes")[0]
-            wh.execute("DROP TABLE IF EXISTS cb_tmp_item_outcomes")
-    finally:
-        wh.con.unregister(req_name)
-        wh.con.unregister(ans_name)
+    with wh.transaction():
+        wh.execute(f"""
+            UPDATE {t['cb_requests']} SET status = s.status, error_type = s.error_type,
+                error_message = s.error_message, input_tokens = s.input_tokens,
+                output_tokens = s.output_tokens, cache_write_5m_tokens = s.cache_write_5m_tokens,
+                cache_write_1h_tokens = s.cache_write_1h_tokens, cache_read_tokens = s.cache_read_tokens,
+                service_tier = s.service_tier, billed_usd = s.billed_usd, collected_at = now()::TIMESTAMP
+            FROM cb_tmp_req s
+            WHERE {t['cb_requests']}.custom_id = s.custom_id AND {t['cb_requests']}.submission_key = ?""",
+            [submission_key])
+        # Requests the results never mentioned (should not happen) count as expired: retryable.
+        wh.execute(f"""
+            UPDATE {t['cb_requests']} SET status = 'expired', error_message = 'no result line for this request',
+                collected_at = now()::TIMESTAMP
+            WHERE submission_key = ? AND status IN ('submitting', 'in_flight')""", [submission_key])
+        # Item outcome: the answer's verdict, else the request's result type (missing if it succeeded).
+        wh.execute(f"""
+            CREATE OR REPLACE TEMP TABLE cb_tmp_item_outcomes AS
+            SELECT i.custom_id, i.item_id, i.version, i.text_hash, i.attempt,
+                   CASE WHEN r.status = 'succeeded' THEN coalesce(a.status, 'missing') ELSE r.status END AS status,
+                   a.labels,
+                   CASE WHEN r.status = 'succeeded' THEN coalesce(a.error, CASE WHEN a.status IS NULL THEN 'row missing from the answer' END)
+                        ELSE r.error_message END AS error_message,
+                   CASE WHEN r.status = 'succeeded' AND coalesce(a.status, 'missing') <> 'succeeded' THEN NULL
+                        ELSE r.error_type END AS error_type,
+                   CASE WHEN coalesce(a.status, 'missing') <> 'succeeded' THEN s.raw_answer END AS raw_answer,
+                   coalesce(r.billed_usd, 0) / greatest(r.item_count, 1) AS billed_usd,
+                   -- Naive: this text alone in a real-time uncached call: the prefix, plus its share
+                   -- (by characters) of the request's other input tokens, plus a one-row answer.
+                   CASE WHEN a.status = 'succeeded' THEN
+                       ((p.prefix_actual
+                         + greatest(p.total_input - p.prefix_actual, 0) * i.row_chars / greatest(p.chars, 1))
+                        * {in_price} + a.answer_tokens * {out_price}) / 1e6
+                   ELSE 0 END AS naive_usd
+            FROM {t['cb_request_items']} i
+            JOIN {t['cb_requests']} r USING (custom_id)
+            LEFT JOIN cb_tmp_req s USING (custom_id)
+            LEFT JOIN cb_tmp_ans a ON a.custom_id = i.custom_id AND a.item_id = i.item_id
+            LEFT JOIN (
+                SELECT q.custom_id,
+                       CASE WHEN coalesce(q.cache_read_tokens, 0) + coalesce(q.cache_write_5m_tokens, 0)
+                                 + coalesce(q.cache_write_1h_tokens, 0) > 0
+                            THEN q.cache_read_tokens + q.cache_write_5m_tokens + q.cache_write_1h_tokens
+                            ELSE q.prefix_tokens END AS prefix_actual,
+                       coalesce(q.input_tokens, 0) + coalesce(q.cache_read_tokens, 0)
+                           + coalesce(q.cache_write_5m_tokens, 0) + coalesce(q.cache_write_1h_tokens, 0) AS total_input,
+                       sum(c.row_chars) AS chars
+                FROM {t['cb_requests']} q JOIN {t['cb_request_items']} c USING (custom_id)
+                WHERE q.submission_key = ?
+                GROUP BY ALL
+            ) p ON p.custom_id = i.custom_id
+            WHERE r.submission_key = ?""", [submission_key, submission_key])
+        wh.execute(f"""
+            UPDATE {t['cb_request_items']} SET status = o.status, billed_usd = o.billed_usd, naive_usd = o.naive_usd
+            FROM cb_tmp_item_outcomes o
+            WHERE {t['cb_request_items']}.custom_id = o.custom_id AND {t['cb_request_items']}.item_id = o.item_id""")
+        wh.execute(f"""
+            UPDATE {t['cb_requests']} SET naive_usd = o.naive
+            FROM (SELECT custom_id, sum(naive_usd) AS naive FROM cb_tmp_item_outcomes GROUP BY custom_id) o
+            WHERE {t['cb_requests']}.custom_id = o.custom_id""")
+        # One result per (version, text); never replace a success with a later failure.
+        wh.execute(f"""
+            INSERT OR REPLACE INTO {t['cb_results']}
+                (version, text_hash, status, labels, raw_answer, error_type, error_message, custom_id,
+                 batch_id, attempt, model, classifier, collected_at)
+            SELECT o.version, o.text_hash, o.status, o.labels, o.raw_answer, o.error_type, o.error_message,
+                   o.custom_id, ?, o.attempt, ?, ?, now()::TIMESTAMP
+            FROM cb_tmp_item_outcomes o
+            LEFT JOIN {t['cb_results']} prev ON prev.version = o.version AND prev.text_hash = o.text_hash
+            WHERE prev.status IS DISTINCT FROM 'succeeded' OR o.status = 'succeeded'
+            QUALIFY row_number() OVER (PARTITION BY o.version, o.text_hash ORDER BY o.status = 'succeeded' DESC) = 1""",
+            [batch_id, model, classifier])
+        wh.execute(
+            f"UPDATE {t['cb_batches']} SET status = ?, collected_at = now()::TIMESTAMP WHERE submission_key = ?",
+            [final_status, submission_key])
+        totals = wh.fetchall(
+            "SELECT count(DISTINCT custom_id), count(*), coalesce(sum(billed_usd), 0), coalesce(sum(naive_usd), 0) "
+            "FROM cb_tmp_item_outcomes")[0]
+    for name in ("cb_tmp_item_outcomes", "cb_tmp_req", "cb_tmp_ans"):
+        wh.execute(f"DROP TABLE IF EXISTS {name}")
     return Collected(requests=int(totals[0]), items=int(totals[1]), billed_usd=float(totals[2]), naive_usd=float(totals[3]))
-
-
-RESULT_COLUMNS = {"custom_id": "VARCHAR", "result": "JSON"}
-
-
-def stage_results_file(store: StateStore, staging: _Staging, path: Path, spec: prompts.PromptSpec, model: str,
-                       item_counts: dict[str, int], *, chunk_rows: int = 20_000) -> None:
-    """Parse a results JSONL with DuckDB and stage every line we know (others are logged, not trusted)."""
-    source = store.wh.read_jsonl_sql(path, RESULT_COLUMNS)
-    rel = store.wh.relation(f"""
-        SELECT custom_id,
-               json_extract_string(result, '$.type') AS type,
-               json_extract(result, '$.message') AS message,
-               json_extract(result, '$.error') AS error
-        FROM {source}""")
-    unknown = 0
-    reader = rel.to_arrow_reader(chunk_rows)
-    for record_batch in reader:
-        cols = record_batch.to_pydict()
-        for cid, kind, message, error in zip(cols["custom_id"], cols["type"], cols["message"], cols["error"]):
-            if cid not in item_counts:
-                unknown += 1
-                continue
-            stage_message(
-                staging, spec, model, cid, item_counts[cid], kind,
-                json.loads(message) if message else None,
-                json.loads(error) if error else None,
-            )
-    if unknown:
-        log.warning("%d result line(s) had custom_ids this submission never sent; ignored", unknown)
 
 
 def collect_batch(store: StateStore, client: Any, sub: dict, spec: prompts.PromptSpec, *, classifier: str,
@@ -237,22 +373,25 @@ def collect_batch(store: StateStore, client: Any, sub: dict, spec: prompts.Promp
     store.update_batch_status(sub["submission_key"], batch)
     if batch["processing_status"] != "ended":
         return None
-    requests = store.requests_of(sub["submission_key"])
-    item_counts = {cid: int(r["item_count"]) for cid, r in requests.items()}
-    staging = _Staging()
+    expected = int(sub["request_count"])
     if batch.get("archived_at") or not batch.get("results_url"):
-        # Results are gone (archived after 29 days): nothing was billed that we can see; retry the rows.
-        for cid in item_counts:
+        # Results are gone (archived after 29 days): nothing we can see was billed; retry the rows.
+        staging = _Staging()
+        for (cid,) in store.wh.fetchall(
+            f"SELECT custom_id FROM {store.t['cb_requests']} WHERE submission_key = ?", [sub["submission_key"]]
+        ):
             staging.add_request(cid, "expired", usage=None, billed=0.0,
                                 error_message="results archived before they were collected")
+        got = apply_staging(store, staging, sub["submission_key"], classifier=classifier,
+                            batch_id=sub["batch_id"], model=sub["model"])
     else:
         with tempfile.TemporaryDirectory(dir=work_dir, prefix="claude_batch_") as tmp:
             path = Path(tmp) / f"{sub['batch_id']}.jsonl"
-            batches.download_results(client, sub["batch_id"], path, expected_lines=len(item_counts))
+            batches.download_results(client, sub["batch_id"], path, expected_lines=expected)
             checkpoint("after_download")
-            stage_results_file(store, staging, path, spec, sub["model"], item_counts)
-    got = apply_staging(store, staging, sub["submission_key"], classifier=classifier, batch_id=sub["batch_id"],
-                        model=sub["model"])
+            stage_results_file(store, path, spec, sub["model"], sub["submission_key"])
+            got = apply_staging(store, None, sub["submission_key"], classifier=classifier,
+                                batch_id=sub["batch_id"], model=sub["model"])
     checkpoint("after_collect_write")
     return got
 

@@ -66,6 +66,21 @@ def billed_usd(model: str, usage: Usage) -> float:
     ) / MTOK
 
 
+def billed_usd_sql(model: str, cols: Mapping[str, str]) -> str:
+    """``billed_usd`` as a SQL expression over usage columns (same prices, same multipliers), so a
+    million result lines are priced by the warehouse. ``cols`` maps Usage field names to SQL."""
+    info = catalog.model_info(model)
+    rate = f"(CASE WHEN {cols['service_tier']} = 'batch' THEN {catalog.BATCH_DISCOUNT} ELSE 1.0 END)"
+    inp = f"({info.input_usd_per_mtok} * {rate})"
+    out = f"({info.output_usd_per_mtok} * {rate})"
+    return (
+        f"(({cols['input_tokens']} * {inp} + {cols['cache_write_5m_tokens']} * {inp} * {catalog.CACHE_WRITE_5M}"
+        f" + {cols['cache_write_1h_tokens']} * {inp} * {catalog.CACHE_WRITE_1H}"
+        f" + {cols['cache_read_tokens']} * {inp} * {catalog.CACHE_READ}"
+        f" + {cols['output_tokens']} * {out}) / {MTOK})"
+    )
+
+
 def naive_usd(model: str, usage: Usage) -> float:
     """Same tokens at standard price with no cache: the cost without batch and cache savings."""
     info = catalog.model_info(model)

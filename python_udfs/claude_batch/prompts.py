@@ -29,6 +29,7 @@ from typing import Any, Iterable, Literal, Sequence
 from . import catalog
 
 TOOL_NAME = "classify"
+_DIGITS_RE = re.compile(r"[0-9]+")
 # Row text never holds a "<" (escaped), so a row runs from its tag to the next "<".
 _ROW_RE = re.compile(r"<r(\d+)>([^<]*)")
 # Room for `{"groups":[...]}` and one group per label, then about 3 tokens an id.
@@ -350,9 +351,12 @@ def parse_answer(
         if not isinstance(ids, list):
             continue
         for raw_id in ids:
-            try:
+            # Whole numbers, or strings of digits; anything else names no row (same rule in collect's SQL).
+            if isinstance(raw_id, int) and not isinstance(raw_id, bool):
+                item_id = raw_id
+            elif isinstance(raw_id, str) and _DIGITS_RE.fullmatch(raw_id):
                 item_id = int(raw_id)
-            except (TypeError, ValueError):
+            else:
                 continue
             if item_id not in wanted:
                 continue

@@ -1,0 +1,70 @@
+"""The SQL answer parser (batch results, DuckDB) and the Python one (real-time path) agree."""
+
+import json
+import random
+
+import duckdb
+import pytest
+
+from claude_batch import collect, prompts
+from claude_batch.state import StateStore
+from claude_batch.warehouse import Warehouse
+
+LABELS = (prompts.Label("pos"), prompts.Label("neg"), prompts.Label("it's odd, \"quoted\""))
+
+
+def answers(rng: random.Random, n_items: int):
+    """A spread of answers: good, missing rows, unknown labels, duplicates, junk ids, junk shapes."""
+    names = [label.name for label in LABELS] + ["bogus", None, 7]
+    for _ in range(120):
+        kind = rng.random()
+        if kind < 0.08:
+            yield {"not": "groups"}
+            continue
+        groups = []
+        for _ in range(rng.randint(0, 4)):
+            ids = [rng.choice([rng.randint(0, n_items + 1), str(rng.randint(1, n_items)), 2.0, True, "x", None])
+                   for _ in range(rng.randint(0, n_items))]
+            group = {"label": rng.choice(names), "ids": ids}
+            if rng.random() < 0.05:
+                group = ["junk"]
+            if rng.random() < 0.05:
+                group = {"label": "pos", "ids": "1"}
+            groups.append(group)
+        yield {"groups": groups}
+
+
+@pytest.mark.parametrize("multi", [False, True])
+@pytest.mark.parametrize("mode", ["tool", "text"])
+def test_sql_and_python_parsers_agree(tmp_path, multi, mode):
+    spec = prompts.PromptSpec(model="claude-sonnet-4-5", instructions="i", labels=LABELS, multi_label=multi)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    store = StateStore(Warehouse(con))
+    store.ensure()
+    rng = random.Random(7 if multi else 3)
+    n_items = 4
+    lines, expected = [], {}
+    for k, payload in enumerate(answers(rng, n_items)):
+        cid = f"sub-{k:06d}"
+        con.execute(f"INSERT INTO {store.t['cb_requests']} (custom_id, submission_key, item_count, status) "
+                    "VALUES (?, 'sub', ?, 'in_flight')", [cid, n_items])
+        for item in range(1, n_items + 1):
+            con.execute(f"INSERT INTO {store.t['cb_request_items']} (custom_id, item_id, row_chars) VALUES (?, ?, 1)",
+                        [cid, item])
+        block = ({"type": "tool_use", "id": "t", "name": "classify", "input": payload} if mode == "tool"
+                 else {"type": "text", "text": json.dumps(payload)})
+        message = {"content": [block], "stop_reason": "end_turn",
+                   "usage": {"input_tokens": 1, "output_tokens": 1}}
+        lines.append(json.dumps({"custom_id": cid, "result": {"type": "succeeded", "message": message}}))
+        outcomes, _ = prompts.parse_answer(spec, [block], range(1, n_items + 1))
+        for o in outcomes:
+            expected[(cid, o.item_id)] = (o.status, list(o.labels) if o.status == "succeeded" else None)
+    path = tmp_path / "results.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    collect.stage_results_file(store, path, spec, "claude-sonnet-4-5", "sub")
+    got = {(cid, item): (status, labels if status == "succeeded" else None)
+           for cid, item, status, labels in con.execute(
+               "SELECT custom_id, item_id, status, labels FROM cb_tmp_ans").fetchall()}
+    assert got == expected
+    statuses = {v[0] for v in expected.values()}
+    assert {"succeeded", "missing", "invalid_output"} <= statuses  # the corpus exercises every rule
