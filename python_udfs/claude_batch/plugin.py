@@ -32,15 +32,13 @@ per cursor (TEMP), which dbt's cursors do not share.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
-from . import catalog, config as config_mod, cost, packing, prompts, realtime
-from .state import PendingItem
+from . import catalog, config as config_mod, cost, prompts, realtime
 
 try:
     from dbt.adapters.duckdb.plugins import BasePlugin
@@ -68,7 +66,7 @@ class UdfSettings:
     instructions: str = DEFAULT_INSTRUCTIONS
     max_rows: int = 1000
     pack_size: int = 25
-    max_pack_tokens: int = 6_000
+    max_pack_chars: int = 24_000
     realtime_rpm: int = 50
     realtime_itpm: int = 40_000
     realtime_otpm: int = 8_000
@@ -130,7 +128,7 @@ class Classifier:
         self.limits = settings.limits()
         self.rows_sent = 0
         self.billed_usd = 0.0
-        self._memo: dict[tuple[str, str], str | None] = {}
+        self._memo: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         self._runner: realtime.LoopThread | None = None
         self._client: Any = None
@@ -138,9 +136,11 @@ class Classifier:
     # ------------------------------------------------------------------ registration
     def register(self, conn: Any) -> None:
         name = self.settings.function_name
-        conn.create_function(name, self._udf2, ["VARCHAR", "VARCHAR[]"], "VARCHAR", type="arrow")
+        # null_handling special: NULL inputs reach us, and we may answer NULL for a row.
+        conn.create_function(name, self._udf2, ["VARCHAR", "VARCHAR[]"], "VARCHAR", type="arrow",
+                             null_handling="special")
         conn.create_function(f"{name}_with", self._udf3, ["VARCHAR", "VARCHAR[]", "VARCHAR"], "VARCHAR",
-                             type="arrow")
+                             type="arrow", null_handling="special")
 
     def _udf2(self, text: Any, labels: Any) -> pa.Array:
         return self.classify(text.to_pylist(), labels.to_pylist(), None)
@@ -173,11 +173,12 @@ class Classifier:
             groups.setdefault(key, []).append(i)
 
         work: list[tuple[prompts.PromptSpec, str, list[str]]] = []
+        versions: dict[tuple[tuple[str, ...], str | None], str] = {}
         new_total = 0
         with self._lock:
             for (names, instr), rows in groups.items():
                 spec = self._spec(names, instr)
-                version = config_mod.classifier_version(spec)
+                version = versions[(names, instr)] = config_mod.classifier_version(spec)
                 todo = list(dict.fromkeys(texts[i] for i in rows if (version, texts[i]) not in self._memo))
                 if todo:
                     work.append((spec, version, todo))
@@ -194,32 +195,33 @@ class Classifier:
                     )
                 self.rows_sent += new_total  # reserved before sending: parallel DuckDB threads see it
 
+        fresh: dict[tuple[str, str], str] = {}
         for spec, version, todo in work:
-            self._answer(spec, version, todo)
+            fresh.update(self._answer(spec, version, todo))
 
         with self._lock:
-            for (names, instr), rows in groups.items():
-                version = config_mod.classifier_version(self._spec(names, instr))
+            for key, rows in groups.items():
+                version = versions[key]
                 for i in rows:
-                    out[i] = self._memo.get((version, texts[i]))
+                    # This batch's own answers first: another thread may have cleared the memo.
+                    out[i] = fresh.get((version, texts[i])) or self._memo.get((version, texts[i]))
         return pa.array(out, type=pa.string())
 
-    def _answer(self, spec: prompts.PromptSpec, version: str, todo: list[str]) -> None:
-        items = [PendingItem(hashlib.md5(t.encode()).hexdigest(), t, 1, 1, False) for t in todo]
-        packs = packing.pack_items(items, pack_size=self.settings.pack_size,
-                                   max_pack_tokens=self.settings.max_pack_tokens)
+    def _answer(self, spec: prompts.PromptSpec, version: str, todo: list[str]) -> dict[tuple[str, str], str]:
+        """Send the texts; the valid answers, also remembered for the connection."""
+        packs = _packs(todo, self.settings.pack_size, self.settings.max_pack_chars)
         probe = prompts.build_params(spec, [(1, "")], cache=False)
         plan = cost.cache_plan(spec.model, cost.prefix_tokens(probe), expected_requests=len(packs), batch=False)
         requests: list[tuple[str, dict]] = []
         texts_of: dict[str, list[str]] = {}
         for index, pack in enumerate(packs):
-            local = [(i, item.text) for i, (item, _) in enumerate(pack, start=1)]
+            local = list(enumerate(pack, start=1))
             cid = f"udf-{index:06d}"
             requests.append((cid, prompts.build_params(spec, local, cache=plan.mark)))
             texts_of[cid] = [text for _, text in local]
 
         answers = self._run(requests)
-        answered: dict[tuple[str, str], str | None] = {}
+        answered: dict[tuple[str, str], str] = {}
         billed = 0.0
         refused: list[str] = []
         errored = 0
@@ -250,6 +252,7 @@ class Classifier:
             f"{self.settings.function_name}: {len(todo)} text(s) in {len(requests)} request(s), "
             f"{missing} without a valid answer (NULL), {errored} request(s) errored, billed ${billed:.4f}"
         )
+        return answered
 
     def _run(self, requests: list[tuple[str, dict]]) -> list[realtime.Answer]:
         with self._lock:
@@ -273,6 +276,22 @@ class Classifier:
             self._runner.close()
             self._runner = None
             self._client = None
+
+
+def _packs(texts: list[str], pack_size: int, max_chars: int) -> list[list[str]]:
+    """Consecutive packs of at most ``pack_size`` texts and ``max_chars`` characters (one at least)."""
+    packs: list[list[str]] = []
+    current: list[str] = []
+    used = 0
+    for text in texts:
+        if current and (len(current) >= pack_size or used + len(text) > max_chars):
+            packs.append(current)
+            current, used = [], 0
+        current.append(text)
+        used += len(text)
+    if current:
+        packs.append(current)
+    return packs
 
 
 async def _make_client(limits: realtime.Limits) -> Any:

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Corou
 import anthropic
 
 from . import batches, collect, packing, tokens
+from .crashpoints import checkpoint
 from .client import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S, make_async_client
 
 if TYPE_CHECKING:
@@ -476,6 +477,7 @@ def submit(pipe: "Pipeline", planned: list[packing.PlannedRequest], prefix: int,
     base_client = pipe._client if isinstance(pipe._client, anthropic.Anthropic) else None
     runner = LoopThread()
     client = None
+    in_flight: list[concurrent.futures.Future] = []
     try:
         client = runner.run(_build_client(limits, base_client, pipe._client))
 
@@ -487,15 +489,19 @@ def submit(pipe: "Pipeline", planned: list[packing.PlannedRequest], prefix: int,
                 progress.rows_of[p.custom_id] = len(p.items)
             body_bytes = sum(batches.request_bytes({"custom_id": p.custom_id, "params": p.params}) for p in chunk)
             pipe._record_intent(sub_key, chunk, body_bytes, prefix, cached, mode="realtime")
+            checkpoint("after_intent")
             pipe.store.record_submitted(sub_key, {
                 "id": f"rt_{sub_key}", "processing_status": "in_progress", "created_at": _now_utc(),
                 "expires_at": None,
             })
+            checkpoint("after_submitted")
             pipe.run.submitted_batches += 1
             pipe.run.submitted_requests += len(chunk)
             pipe.run.submitted_texts += sum(len(p.items) for p in chunk)
             reqs = [(p.custom_id, p.params) for p in chunk]
-            return sub_key, chunk, runner.submit(answer_all(client, reqs, limits, on_answer=progress))
+            future = runner.submit(answer_all(client, reqs, limits, on_answer=progress))
+            in_flight.append(future)
+            return sub_key, chunk, future
 
         def finish(sub_key: str, chunk: list[packing.PlannedRequest], future: concurrent.futures.Future) -> bool:
             """Write one chunk's answers (on this thread: one DuckDB connection); False: stop sending."""
@@ -514,6 +520,7 @@ def submit(pipe: "Pipeline", planned: list[packing.PlannedRequest], prefix: int,
             })
             got = collect.apply_staging(pipe.store, staging, sub_key, classifier=cfg.name,
                                         batch_id=f"rt_{sub_key}", model=model)
+            checkpoint("after_collect_write")
             pipe.run.collected_requests += got.requests
             pipe.run.collected_items += got.items
             pipe.run.billed_usd += got.billed_usd
@@ -546,6 +553,8 @@ def submit(pipe: "Pipeline", planned: list[packing.PlannedRequest], prefix: int,
             warn(f"realtime: the API rate-limited {limits.stats['rate_limited']} call(s) despite pacing; "
                  "lower realtime_rpm / realtime_itpm / realtime_otpm to your organisation's limits")
     finally:
+        for future in in_flight:  # on an error: stop the calls nobody will write
+            future.cancel()
         if client is not None and client is not pipe._client:
             try:
                 runner.run(client.close())
