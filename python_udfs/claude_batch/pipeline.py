@@ -163,6 +163,9 @@ class Pipeline:
 
     def reconcile(self) -> None:
         """Submissions left 'submitting' by a crash: adopt the batch the API has, or give them up."""
+        from . import realtime
+
+        realtime.abandon_leftovers(self.store, self.cfg.name)  # no server-side state to adopt
         for sub in self.store.open_submissions(self.cfg.name):
             if sub["status"] != "submitting":
                 continue

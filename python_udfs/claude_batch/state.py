@@ -435,9 +435,12 @@ class StateStore:
         )
 
     def in_flight_requests(self) -> int:
+        """Requests waiting in the API's batch processing queue (an organisation-wide cap, so every
+        classifier counts; real-time calls never queue)."""
         return int(
             self.wh.scalar(
-                f"SELECT count(*) FROM {self.t['cb_requests']} WHERE status IN ('submitting', 'in_flight')"
+                f"""SELECT count(*) FROM {self.t['cb_requests']} r JOIN {self.t['cb_batches']} b USING (submission_key)
+                    WHERE r.status IN ('submitting', 'in_flight') AND b.mode = 'batch'"""
             )
             or 0
         )
