@@ -8,9 +8,9 @@ Two sources, chosen by the ``count_tokens_api`` setting (docs/cost.md):
   row), and on the high side for prose, since English averages about four characters a token.
 - ``count_tokens_api: true``: before the first request is priced, two free ``count_tokens`` calls
   (``POST /v1/messages/count_tokens``) calibrate the local figures: one for the prefix alone (the
-  request with no rows), one for the run's first request as it will be sent. The prefix then costs
-  what the API counted, and every request's local row estimate is scaled by
-  ``(sample - prefix) / local row estimate of the sample``. Any failure of those calls falls back
+  request with no rows), one for the run's first request as it will be sent. The prefix (with the
+  request's fixed overhead) then costs what the API counted, and every request's local row estimate
+  is scaled by ``(sample - prefix) / local row estimate of the sample``. Any failure of those calls falls back
   to the local estimate with a warning: the guard never stops a run because counting failed.
 
 Output is never estimated here: the guard prices ``max_tokens`` a request, an upper bound.
@@ -42,13 +42,14 @@ class Calibration:
 
     prefix_tokens: int
     rows_factor: float = 1.0
+    fixed_tokens: int = _FIXED  # request and message overhead (inside prefix_tokens once calibrated)
     source: str = "local"  # "local" or "count_tokens"
     sample_local_tokens: int | None = None  # the calibration sample, local estimate
     sample_api_tokens: int | None = None  # the same request, as count_tokens counted it
 
     def rows_tokens(self, chars: int, n_items: int) -> int:
         """Input tokens of a request besides the shared prefix."""
-        return math.ceil(self.rows_factor * local_row_tokens(chars, n_items)) + _FIXED
+        return math.ceil(self.rows_factor * local_row_tokens(chars, n_items)) + self.fixed_tokens
 
     def describe(self) -> str:
         if self.source == "local":
@@ -79,9 +80,9 @@ def _count(client: Any, params: dict) -> int:
 def calibrate(client: Any, spec: prompts.PromptSpec, sample_rows: Sequence[tuple[int, str]], *,
               cached: bool, local_prefix: int) -> Calibration:
     """Ask count_tokens about the prefix and one sample request; raises what the client raises."""
-    probe = prompts.build_params(spec, [], cache=cached)
+    probe = prompts.build_params(spec, [], cache=cached)  # everything but the rows
     sample = prompts.build_params(spec, list(sample_rows), cache=cached)
-    api_prefix = _count(client, probe)
+    api_prefix = _count(client, probe)  # so this holds the request and message overhead too
     api_sample = _count(client, sample)
     chars = sum(len(text) for _, text in sample_rows)
     local_rows = local_row_tokens(chars, len(sample_rows))
@@ -89,6 +90,7 @@ def calibrate(client: Any, spec: prompts.PromptSpec, sample_rows: Sequence[tuple
     return Calibration(
         prefix_tokens=api_prefix,
         rows_factor=max(factor, 0.0),
+        fixed_tokens=0,
         source="count_tokens",
         sample_local_tokens=local_prefix + _FIXED + math.ceil(local_rows),
         sample_api_tokens=api_sample,
