@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .. import catalog
 from .clock import Clock
@@ -27,8 +28,7 @@ from .usage import RequestTokens
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 
 
-@dataclass(frozen=True)
-class Breakpoint:
+class Breakpoint(NamedTuple):
     """A cacheable prefix: its tokens, a digest of its exact content, its TTL."""
 
     tokens: int
@@ -88,10 +88,11 @@ class PromptCache:
             return CacheUsage()
         info = catalog.model_info(model)
         namespace = f"{key_id}\x00{info.name}\x00".encode()
+        # Plain tuples (tokens, digest, ttl) are accepted too: that is how helper processes send them.
         eligible = [
-            (hashlib.sha256(namespace + bp.digest).digest(), bp.tokens, bp.ttl)
-            for bp in breakpoints
-            if bp.tokens >= info.min_cacheable_tokens
+            (hashlib.sha256(namespace + digest).digest(), tokens, ttl)
+            for tokens, digest, ttl in breakpoints
+            if tokens >= info.min_cacheable_tokens
         ]
         if not eligible:
             return CacheUsage()

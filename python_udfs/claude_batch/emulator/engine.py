@@ -17,32 +17,39 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .. import tokens
-from .caching import Breakpoint, PromptCache, prefix_breakpoints
+from .caching import PromptCache, prefix_breakpoints
 from .responder import Answer, Responder, tool_use_id
 from .usage import request_tokens, usage_object
 from .validation import check_breakpoints, check_params
 
 
-@dataclass
-class Prepared:
-    """Everything about a request's answer except its cache usage."""
+class Prepared(NamedTuple):
+    """Everything about a request's answer except its cache usage.
+
+    A tuple of plain values so that helper processes can send it back cheaply.
+    """
 
     model: str
-    content: list
+    content_json: str  # the content blocks, already JSON
     stop_reason: str
     output_tokens: int
     input_total: int
-    breakpoints: list[Breakpoint]
+    breakpoints: list  # of caching.Breakpoint, or plain (tokens, digest, ttl) tuples
 
 
 @dataclass
 class Outcome:
-    message: dict
+    message_json: str
     input_total: int  # all input tokens (uncached + cache read + cache write)
     billed_input: int  # input tokens + cache writes (what rate limits count)
     output_tokens: int
+
+    @property
+    def message(self) -> dict:
+        return json.loads(self.message_json)
 
 
 def _truncate(text: str, max_tokens: int) -> str:
@@ -85,11 +92,11 @@ def prepare(params: object, responder: Responder, *, in_batch: bool) -> Prepared
     content, output_tokens, stop_reason = render(answer, checked["max_tokens"])
     return Prepared(
         model=checked["model"],
-        content=content,
+        content_json=json.dumps(content, ensure_ascii=False, separators=(",", ":")),
         stop_reason=stop_reason,
         output_tokens=output_tokens,
         input_total=counted.total,
-        breakpoints=prefix_breakpoints(counted),
+        breakpoints=[tuple(bp) for bp in prefix_breakpoints(counted)],
     )
 
 
@@ -98,24 +105,22 @@ def finish(
 ) -> Outcome:
     cached = cache.account(key_id, prepared.model, prepared.breakpoints)
     uncached = prepared.input_total - cached.read - cached.write
-    message = {
-        "id": message_id,
-        "type": "message",
-        "role": "assistant",
-        "model": prepared.model,
-        "content": prepared.content,
-        "stop_reason": prepared.stop_reason,
-        "stop_sequence": None,
-        "usage": usage_object(
-            input_tokens=uncached,
-            output_tokens=prepared.output_tokens,
-            cache_read=cached.read,
-            cache_write_5m=cached.write_5m,
-            cache_write_1h=cached.write_1h,
-            service_tier=service_tier,
-        ),
-    }
-    return Outcome(message, prepared.input_total, uncached + cached.write, prepared.output_tokens)
+    usage = usage_object(
+        input_tokens=uncached,
+        output_tokens=prepared.output_tokens,
+        cache_read=cached.read,
+        cache_write_5m=cached.write_5m,
+        cache_write_1h=cached.write_1h,
+        service_tier=service_tier,
+    )
+    # Assembled as text: the content is already JSON, and this runs once per batch request.
+    message_json = (
+        f'{{"id":{json.dumps(message_id)},"type":"message","role":"assistant",'
+        f'"model":{json.dumps(prepared.model, ensure_ascii=False)},"content":{prepared.content_json},'
+        f'"stop_reason":"{prepared.stop_reason}","stop_sequence":null,'
+        f'"usage":{json.dumps(usage, separators=(",", ":"))}}}'
+    )
+    return Outcome(message_json, prepared.input_total, uncached + cached.write, prepared.output_tokens)
 
 
 class Engine:

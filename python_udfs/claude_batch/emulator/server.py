@@ -461,7 +461,7 @@ class _Handler(BaseHTTPRequestHandler):
             params, key_id=key_id, message_id=random_id("msg_"), service_tier="standard", in_batch=False
         )
         emu.limiter.record_message_tokens(outcome.billed_input, outcome.output_tokens)
-        self._send_json(200, outcome.message)
+        self._send_bytes(200, outcome.message_json.encode(), "application/json")
 
     def _count_tokens(self, body: bytes) -> None:
         params = check_count_tokens_params(self._json_body(body))

@@ -36,10 +36,36 @@ def _memoized(key: str, compute) -> int:
     return value
 
 
-def count_text(text: str) -> int:
-    if len(text) < _MEMO_MIN_CHARS:
+def count_text(text: str, *, memo: bool = True) -> int:
+    """tokens.count_text, memoized for long texts that repeat (system prompts)."""
+    if not memo or len(text) < _MEMO_MIN_CHARS:
         return tokens.count_text(text)
     return _memoized(text, lambda: tokens.count_text(text))
+
+
+class _Recent:
+    """The last few (value, identity, tokens) seen: requests of one batch share tools and format.
+
+    Comparing with ``==`` runs in C and is much cheaper than dumping the value to JSON again.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self._items: list[tuple[Any, str, int]] = []
+        self._size = size
+        self._lock = threading.Lock()
+
+    def lookup(self, value: Any, compute) -> tuple[str, int]:
+        for known, identity, count in self._items:
+            if known == value:
+                return identity, count
+        identity, count = compute()
+        with self._lock:
+            self._items = [(value, identity, count), *self._items[: self._size - 1]]
+        return identity, count
+
+
+_recent_tools = _Recent()
+_recent_formats = _Recent()
 
 
 def _canonical(value: Any) -> str:
@@ -65,10 +91,10 @@ def _ttl(block: Any) -> str | None:
     return None
 
 
-def block_tokens(block: Any) -> int:
+def block_tokens(block: Any, *, memo: bool = True) -> int:
     """Tokens of one content block, as tokens.count_message counts it."""
     if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
-        return count_text(block["text"])
+        return count_text(block["text"], memo=memo)
     # count_system sums the block's content text exactly as a message's blocks are summed.
     return tokens.count_system([block])
 
@@ -95,14 +121,16 @@ def request_tokens(params: dict) -> RequestTokens:
     """Parts in prefix order: tools, output format, system, messages (see the prompt-caching docs)."""
     parts = [Part(tokens.REQUEST_OVERHEAD_TOKENS, "request")]
     for tool in params.get("tools") or ():
-        identity = _canonical(_strip_cache_control(tool))
-        count = _memoized("tool:" + identity, lambda: tokens.count_tools([tool]))
-        parts.append(Part(count, "tool:" + identity, _ttl(tool)))
+        identity, count = _recent_tools.lookup(
+            tool, lambda: ("tool:" + _canonical(_strip_cache_control(tool)), tokens.count_tools([tool]))
+        )
+        parts.append(Part(count, identity, _ttl(tool)))
     fmt = (params.get("output_config") or {}).get("format")
     if fmt:
-        identity = _canonical(fmt)
-        count = _memoized("format:" + identity, lambda: tokens.count_output_format(params))
-        parts.append(Part(count, "format:" + identity))
+        identity, count = _recent_formats.lookup(
+            fmt, lambda: ("format:" + _canonical(fmt), tokens.count_output_format(params))
+        )
+        parts.append(Part(count, identity))
     system = params.get("system")
     if isinstance(system, str):
         parts.append(Part(count_text(system), "system:" + system))
@@ -113,10 +141,13 @@ def request_tokens(params: dict) -> RequestTokens:
         parts.append(Part(tokens.MESSAGE_OVERHEAD_TOKENS, "message:" + str(message.get("role"))))
         content = message.get("content")
         if isinstance(content, str):
-            parts.append(Part(count_text(content), "text:" + content))
+            # Message texts are mostly unique (the rows): not worth memoizing.
+            parts.append(Part(count_text(content, memo=False), "text:" + content))
         else:
             for block in content or ():
-                parts.append(Part(block_tokens(block), "block:" + _block_identity(block), _ttl(block)))
+                parts.append(
+                    Part(block_tokens(block, memo=False), "block:" + _block_identity(block), _ttl(block))
+                )
     top = params.get("cache_control")
     if isinstance(top, dict) and len(parts) > 1 and parts[-1].ttl is None:
         # Top-level cache_control marks the last cacheable block of the request.

@@ -6,7 +6,7 @@ writing result lines into 16 bucket files (by a hash of custom_id), then concate
 costs the same memory as a 10-request one.
 
 Speed: the CPU-heavy, pure part of answering (parsing, checks, token counting, the responder) runs
-in a pool of helper processes for large batches (``PARALLEL_MIN_REQUESTS`` and up, no responder
+in helper processes (helpers.py) for large batches (``PARALLEL_MIN_REQUESTS`` and up, no responder
 hook set); cache accounting and result lines are done here, strictly in request order, so within
 a batch the first request with a cacheable prefix writes the cache and later ones read it. Small
 batches, and any batch while a Python responder hook is set, are computed in this thread.
@@ -19,18 +19,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import queue
 import threading
-from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
 from itertools import islice
 from typing import Iterable, Iterator
 
+from .caching import PromptCache
 from .engine import Prepared, finish, prepare
 from .errors import error_object
 from .faults import pick_outcome
+from .helpers import HelperError, HelperPool
 from .responder import Responder
 from .store import BUCKETS, BatchStore, zero_counts
 from .validation import ParamsError
@@ -42,7 +41,7 @@ CHUNK_LINES = 500
 _RETRYABLE = (("api_error", "Internal server error"), ("overloaded_error", "Overloaded"))
 
 # (index, custom_id, prepared or None, params error message or None)
-Computed = tuple[int, str, "Prepared | None", "str | None"]
+Computed = tuple[int, str, "tuple | None", "str | None"]
 
 
 def _digest(*parts: str) -> str:
@@ -54,35 +53,32 @@ def bucket_of(custom_id: str) -> int:
 
 
 def compute_lines(responder: Responder, lines: Iterable[tuple[int, str]]) -> list[Computed]:
+    """The pure part of a chunk of request lines (runs here or in a helper process)."""
     out: list[Computed] = []
     for index, raw in lines:
         item = json.loads(raw)
         try:
-            out.append((index, item["custom_id"], prepare(item["params"], responder, in_batch=True), None))
+            # tuple(): a plain tuple pickles several times faster than a NamedTuple instance.
+            prepared = tuple(prepare(item["params"], responder, in_batch=True))
+            out.append((index, item["custom_id"], prepared, None))
         except ParamsError as exc:
             out.append((index, item["custom_id"], None, exc.message))
     return out
 
 
-_child_responder: Responder | None = None
-
-
-def _compute_chunk(script: dict, lines: list[tuple[int, str]]) -> list[Computed]:
-    """Entry point in a helper process (keeps its responder, and so its label models, warm)."""
-    global _child_responder
-    if _child_responder is None:
-        _child_responder = Responder()
-    _child_responder.script(script, replace=True)
-    return compute_lines(_child_responder, lines)
-
-
 class Worker:
-    def __init__(self, store: BatchStore, cache, responder: Responder, *, processes: int | None = None) -> None:
+    def __init__(
+        self, store: BatchStore, cache: PromptCache, responder: Responder, *, processes: int | None = None
+    ) -> None:
         self.store = store
         self.cache = cache
         self.responder = responder
-        self.processes = min(4, os.cpu_count() or 1) if processes is None else processes
-        self._pool: ProcessPoolExecutor | None = None
+        if processes is None:
+            # Helpers only pay off with spare cores; on 1-2 CPUs the pipeline needs them.
+            cpus = os.cpu_count() or 1
+            processes = min(4, cpus - 1) if cpus >= 3 else 0
+        self.processes = processes
+        self._pool = HelperPool(self.processes) if self.processes > 1 else None
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._stop = threading.Event()
         self._running = threading.Event()
@@ -102,8 +98,7 @@ class Worker:
         if self._thread.is_alive():
             self._thread.join(timeout)
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            self._pool.close()
 
     def pause(self) -> None:
         self._running.clear()
@@ -150,28 +145,21 @@ class Worker:
         self._running.wait()
         return not self._stop.is_set()
 
-    def _computed(self, lines: Iterator[tuple[int, str]], parallel: bool) -> Iterator[Computed]:
-        if not parallel:
-            while True:
-                chunk = list(islice(lines, CHUNK_LINES))
-                if not chunk or not self._checkpoint():
-                    return
-                yield from compute_lines(self.responder, chunk)
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
-        script = self.responder.script_snapshot()
-        in_flight: deque[Future] = deque()
+    def _chunks(self, lines: Iterator[tuple[int, str]]) -> Iterator[list[tuple[int, str]]]:
         while True:
-            while len(in_flight) < 2 * self.processes:
-                chunk = list(islice(lines, CHUNK_LINES))
-                if not chunk:
-                    break
-                in_flight.append(self._pool.submit(_compute_chunk, script, chunk))
-            if not in_flight or not self._checkpoint():
-                for future in in_flight:
-                    future.cancel()
+            chunk = list(islice(lines, CHUNK_LINES))
+            if not chunk or not self._checkpoint():
                 return
-            yield from in_flight.popleft().result()
+            yield chunk
+
+    def _computed(self, lines: Iterator[tuple[int, str]], parallel: bool) -> Iterator[Computed]:
+        if parallel and self._pool is not None:
+            script = self.responder.script_snapshot()
+            for computed in self._pool.map_ordered(self._chunks(lines), script):
+                yield from computed
+        else:
+            for chunk in self._chunks(lines):
+                yield from compute_lines(self.responder, chunk)
 
     def _process(self, batch_id: str) -> None:
         try:
@@ -180,14 +168,24 @@ class Worker:
             return  # deleted meanwhile
         if meta.get("computed"):
             return
-        folder = self.store.dir(batch_id)
-        buckets_dir = folder / "buckets"
-        buckets_dir.mkdir(exist_ok=True)
         parallel = (
-            self.processes > 1
+            self._pool is not None
             and meta["request_count"] >= PARALLEL_MIN_REQUESTS
             and not self.responder.has_hook
         )
+        try:
+            self._pass(meta, parallel)
+        except HelperError:
+            # Redo the batch here. Cache entries written before the failure stay, so some
+            # requests may read what they would have written: acceptable for a rare failure.
+            log.warning("emulator helper processes failed; computing batch %s in-process", batch_id, exc_info=True)
+            self._pass(meta, False)
+
+    def _pass(self, meta: dict, parallel: bool) -> None:
+        batch_id = meta["id"]
+        folder = self.store.dir(batch_id)
+        buckets_dir = folder / "buckets"
+        buckets_dir.mkdir(exist_ok=True)
         outs = [
             open(buckets_dir / f"{i:02d}.jsonl", "w", encoding="utf-8", buffering=1 << 20)
             for i in range(BUCKETS)
@@ -217,7 +215,7 @@ class Worker:
         self.store.mark_computed(batch_id, counts)
 
     def _result_line(
-        self, meta: dict, custom_id: str, prepared: Prepared | None, problem: str | None
+        self, meta: dict, custom_id: str, prepared: tuple | None, problem: str | None
     ) -> tuple[str, str]:
         batch_id = meta["id"]
         forced = pick_outcome(meta.get("faults") or {}, meta["seq"], custom_id)
@@ -231,11 +229,10 @@ class Worker:
             # Inside a batch every params problem is an invalid_request_error line.
             return "errored", self._errored(custom_id, "invalid_request_error", problem or "", digest)
         outcome = finish(
-            prepared, self.cache, key_id=meta["key_id"], message_id="msg_" + digest[:24], service_tier="batch"
+            Prepared(*prepared), self.cache, key_id=meta["key_id"], message_id="msg_" + digest[:24], service_tier="batch"
         )
-        result = {"type": "succeeded", "message": outcome.message}
-        return "succeeded", json.dumps(
-            {"custom_id": custom_id, "result": result}, ensure_ascii=False, separators=(",", ":")
+        return "succeeded", (
+            f'{{"custom_id":"{custom_id}","result":{{"type":"succeeded","message":{outcome.message_json}}}}}'
         )
 
     @staticmethod
