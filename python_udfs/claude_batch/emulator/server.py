@@ -101,7 +101,7 @@ class EmulatorServer:
 
     def serve_forever(self) -> None:
         self.worker.start()
-        self.httpd.serve_forever(poll_interval=0.2)
+        self.httpd.serve_forever(poll_interval=0.05)
 
     def shutdown(self) -> None:
         self.httpd.shutdown()
