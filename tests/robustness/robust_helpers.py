@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -42,15 +43,54 @@ def release_duckdb() -> None:
 
 
 class RobustProject(DbtProject):
-    """``DbtProject`` plus what crash, lock and bad-input tests need."""
+    """``DbtProject`` plus what crash, lock and bad-input tests need.
 
-    def dbt(self, *args: Any, **kwargs: Any):
-        """In-process dbt, then let go of the DuckDB file (dbt-duckdb keeps its database open in a
-        class attribute between invocations, which would lock subprocess runs out of the file)."""
+    Speed: a full dbt parse costs seconds on this machine and happens on every new target dir and
+    every change of ``--vars``. Every project here names its DuckDB file by a relative path
+    (``warehouse.duckdb``, dbt runs with the project dir as working directory), so the profile, and
+    with it dbt's partial-parse state check, is the same for all of them, and a partial-parse file
+    saved per set of vars can be reused across tests. In-process runs skip writing manifest and
+    run-results JSON unless ``write_json=True``.
+    """
+
+    _parse_cache: dict[str, bytes] = {}
+
+    def __init__(self, tmp_path: Path, base_url: str):
+        super().__init__(tmp_path, base_url)
+        self.env["CLAUDE_BATCH_DUCKDB"] = self.db.name  # relative to the working directory: self.tmp
+
+    # ---------------------------------------------------------------- parse cache
+    @staticmethod
+    def _vars_key(vars: dict | None) -> str:
+        return json.dumps(vars or {}, sort_keys=True)
+
+    def _seed_parse(self, vars: dict | None, target: Path | None = None) -> None:
+        cached = self._parse_cache.get(self._vars_key(vars))
+        if cached is not None:
+            target = target or self.target
+            target.mkdir(parents=True, exist_ok=True)
+            (target / "partial_parse.msgpack").write_bytes(cached)
+
+    def _save_parse(self, vars: dict | None, target: Path | None = None) -> None:
+        path = (target or self.target) / "partial_parse.msgpack"
+        if path.exists():
+            self._parse_cache[self._vars_key(vars)] = path.read_bytes()
+
+    # ---------------------------------------------------------------- dbt
+    def dbt(self, command: str = "build", *, select: str | None = "review_sentiment", vars: dict | None = None,
+            extra: list[str] | None = None, expect_ok: bool = True, write_json: bool = False):
+        """In-process dbt (cwd = the project dir), then let go of the DuckDB file: dbt-duckdb keeps its
+        database open in a class attribute between invocations, which would lock subprocess runs out."""
+        extra = list(extra or []) + ([] if write_json else ["--no-write-json"])
+        self._seed_parse(vars)
+        old = os.getcwd()
+        os.chdir(self.tmp)
         try:
-            return super().dbt(*args, **kwargs)
+            return super().dbt(command, select=select, vars=vars, extra=extra, expect_ok=expect_ok)
         finally:
+            os.chdir(old)
             release_duckdb()
+            self._save_parse(vars)
 
     def cli_env(self, env: dict | None = None) -> dict:
         return {**os.environ, **self.env, **(env or {})}
@@ -59,19 +99,25 @@ class RobustProject(DbtProject):
                 extra: list[str] | None = None, timeout: float = 300, env: dict | None = None
                 ) -> subprocess.CompletedProcess:
         """dbt in a subprocess, with extra environment variables (e.g. CLAUDE_BATCH_CRASH_AT)."""
-        return subprocess.run(
-            [sys.executable, "-m", "dbt.cli.main", *self._args(command, select, vars, extra or [])],
-            env=self.cli_env(env), capture_output=True, text=True, timeout=timeout,
-        )
+        self._seed_parse(vars)
+        try:
+            return subprocess.run(
+                [sys.executable, "-m", "dbt.cli.main", *self._args(command, select, vars, extra or [])],
+                env=self.cli_env(env), capture_output=True, text=True, timeout=timeout, cwd=self.tmp,
+            )
+        finally:
+            self._save_parse(vars)
 
     def dbt_popen(self, command: str = "run", *, select: str | None = "review_sentiment", vars: dict | None = None,
-                  env: dict | None = None, log_path: Path | None = None) -> subprocess.Popen:
-        """dbt in a subprocess, not waited for (two runs at once). Each gets its own log path."""
+                  env: dict | None = None, name: str = "cli") -> subprocess.Popen:
+        """dbt in a subprocess, not waited for (two runs at once): own log and target dirs."""
         args = self._args(command, select, vars, [])
-        if log_path is not None:
-            args[args.index("--log-path") + 1] = str(log_path)
+        target = self.tmp / f"target-{name}"
+        args[args.index("--log-path") + 1] = str(self.tmp / f"logs-{name}")
+        args[args.index("--target-path") + 1] = str(target)
+        self._seed_parse(vars, target)
         return subprocess.Popen(
-            [sys.executable, "-m", "dbt.cli.main", *args], env=self.cli_env(env),
+            [sys.executable, "-m", "dbt.cli.main", *args], env=self.cli_env(env), cwd=self.tmp,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
 
