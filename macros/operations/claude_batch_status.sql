@@ -10,7 +10,7 @@
   {%- endset -%}
   {%- set results_sql -%}
     select classifier, status, coalesce(error_type, '') as error_type, count(*) as texts
-    from {{ claude_batch_state_relation('cb_results') }} {{ where }}
+    from {{ claude_batch_state_relation('cb_current_results') }} {{ where }}
     group by all order by classifier, status
   {%- endset -%}
   {%- set cost_sql -%}

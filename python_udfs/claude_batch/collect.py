@@ -343,18 +343,14 @@ def apply_staging(store: StateStore, staging: _Staging | None, submission_key: s
             UPDATE {t['cb_requests']} SET naive_usd = o.naive
             FROM (SELECT custom_id, sum(naive_usd) AS naive FROM cb_tmp_item_outcomes GROUP BY custom_id) o
             WHERE {t['cb_requests']}.custom_id = o.custom_id""")
-        # One result per (version, text); never replace a success with a later failure.
+        # Append-only: cb_current_results picks the one that counts (a success wins over later failures).
         wh.execute(f"""
-            INSERT OR REPLACE INTO {t['cb_results']}
+            INSERT INTO {t['cb_results']}
                 (version, text_hash, status, labels, raw_answer, error_type, error_message, custom_id,
                  batch_id, attempt, model, classifier, collected_at)
             SELECT o.version, o.text_hash, o.status, o.labels, o.raw_answer, o.error_type, o.error_message,
                    o.custom_id, ?, o.attempt, ?, ?, now()::TIMESTAMP
-            FROM cb_tmp_item_outcomes o
-            LEFT JOIN {t['cb_results']} prev ON prev.version = o.version AND prev.text_hash = o.text_hash
-            WHERE prev.status IS DISTINCT FROM 'succeeded' OR o.status = 'succeeded'
-            QUALIFY row_number() OVER (PARTITION BY o.version, o.text_hash ORDER BY o.status = 'succeeded' DESC) = 1""",
-            [batch_id, model, classifier])
+            FROM cb_tmp_item_outcomes o""", [batch_id, model, classifier])
         wh.execute(
             f"UPDATE {t['cb_batches']} SET status = ?, collected_at = now()::TIMESTAMP WHERE submission_key = ?",
             [final_status, submission_key])

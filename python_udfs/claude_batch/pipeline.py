@@ -407,7 +407,7 @@ class Pipeline:
         select = f"""
             WITH s AS ({self.rows_sql}),
             res AS (
-                SELECT * FROM {t['cb_results']} WHERE version IN ({accepted_list})
+                SELECT * FROM {t['cb_current_results']} WHERE version IN ({accepted_list})
                 QUALIFY row_number() OVER (PARTITION BY text_hash ORDER BY status = 'succeeded' DESC,
                                            CASE version {rank} END) = 1
             ),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Sequence
 
 from .warehouse import Warehouse
 
@@ -106,8 +106,7 @@ _DDL = {
         attempt INTEGER,
         model VARCHAR,
         classifier VARCHAR,
-        collected_at TIMESTAMP,
-        PRIMARY KEY (version, text_hash)
+        collected_at TIMESTAMP
     """,
     "cb_runs": """
         run_id VARCHAR NOT NULL,
@@ -137,6 +136,13 @@ _DDL = {
 }
 
 _VIEWS = {
+    # The result that counts for each (version, text): a success if there ever was one, else the latest.
+    # cb_results itself is append-only (one row per outcome), which keeps collecting a plain INSERT.
+    "cb_current_results": """
+        SELECT * FROM {cb_results}
+        QUALIFY row_number() OVER (PARTITION BY version, text_hash
+                                   ORDER BY status = 'succeeded' DESC, attempt DESC, collected_at DESC) = 1
+    """,
     # Cost per batch (a realtime run counts as one "batch" with mode = 'realtime').
     "cb_cost_by_batch": """
         SELECT b.submission_key, b.batch_id, b.classifier, b.version, b.model, b.mode, b.status,
@@ -237,7 +243,7 @@ class StateStore:
                 FROM ({rows_sql}) s WHERE skip_reason IS NULL GROUP BY text_hash
             ),
             usable AS (
-                SELECT DISTINCT r.text_hash FROM {self.t['cb_results']} r
+                SELECT DISTINCT r.text_hash FROM {self.t['cb_current_results']} r
                 WHERE r.version IN ({accepted_list})
                   AND NOT (r.version = '{v}' AND (r.status IN ({retryable}) AND coalesce(r.error_type, '') <> 'invalid_request_error')
                            AND r.attempt < {int(max_attempts)})
@@ -255,7 +261,7 @@ class StateStore:
                    coalesce(res.status IN ('missing', 'invalid_output'), false) AS alone
             FROM src
             LEFT JOIN tries USING (text_hash)
-            LEFT JOIN {self.t['cb_results']} res ON res.version = '{v}' AND res.text_hash = src.text_hash
+            LEFT JOIN {self.t['cb_current_results']} res ON res.version = '{v}' AND res.text_hash = src.text_hash
             WHERE src.text_hash NOT IN (SELECT text_hash FROM usable)
               AND src.text_hash NOT IN (SELECT text_hash FROM busy)
             ORDER BY src.text_hash
@@ -326,7 +332,7 @@ class StateStore:
                 [submission_key],
             )
             self.wh.execute(
-                f"""INSERT OR REPLACE INTO {self.t['cb_results']}
+                f"""INSERT INTO {self.t['cb_results']}
                     (version, text_hash, status, labels, raw_answer, error_type, error_message, custom_id,
                      batch_id, attempt, model, classifier, collected_at)
                     SELECT i.version, i.text_hash, 'errored', NULL, NULL, ?, ?, i.custom_id, NULL, i.attempt, ?, ?,
@@ -364,61 +370,6 @@ class StateStore:
             ],
         )
 
-    def requests_of(self, submission_key: str) -> dict[str, dict]:
-        rows = self.wh.fetch_dicts(
-            f"SELECT custom_id, attempt, item_count, prefix_tokens, model FROM {self.t['cb_requests']} WHERE submission_key = ?",
-            [submission_key],
-        )
-        return {r["custom_id"]: r for r in rows}
-
-    def items_of(self, submission_key: str) -> dict[str, list[dict]]:
-        rows = self.wh.fetch_dicts(
-            f"""SELECT i.custom_id, i.item_id, i.text_hash, i.version, i.attempt, i.row_chars
-                FROM {self.t['cb_request_items']} i JOIN {self.t['cb_requests']} r USING (custom_id)
-                WHERE r.submission_key = ? ORDER BY i.custom_id, i.item_id""",
-            [submission_key],
-        )
-        out: dict[str, list[dict]] = {}
-        for row in rows:
-            out.setdefault(row["custom_id"], []).append(row)
-        return out
-
-    def write_collected(
-        self,
-        submission_key: str,
-        request_updates: Sequence[dict],
-        item_updates: Sequence[dict],
-        results: Sequence[dict],
-        final_status: str = "collected",
-    ) -> None:
-        """Results, usage and the 'collected' mark land together, or not at all: a crash before the
-        commit leaves the batch 'ended', and the next run downloads its results again."""
-        with self.wh.transaction():
-            self._update_from(self.t["cb_requests"], "custom_id", request_updates)
-            self._update_from(self.t["cb_request_items"], ("custom_id", "item_id"), item_updates)
-            if results:
-                self.wh.upsert_rows(self.t["cb_results"], list(results[0]), [tuple(r.values()) for r in results])
-            self.wh.execute(
-                f"UPDATE {self.t['cb_batches']} SET status = ?, collected_at = now()::TIMESTAMP WHERE submission_key = ?",
-                [final_status, submission_key],
-            )
-
-    def _update_from(self, table: str, key: str | tuple[str, ...], rows: Sequence[dict]) -> None:
-        if not rows:
-            return
-        keys = (key,) if isinstance(key, str) else key
-        columns = list(rows[0])
-        name = self.wh.temp_name("upd")
-        import pyarrow as pa
-
-        self.wh.con.register(name, pa.table({c: [r[c] for r in rows] for c in columns}))
-        try:
-            sets = ", ".join(f"{self.wh.q(c)} = u.{self.wh.q(c)}" for c in columns if c not in keys)
-            cond = " AND ".join(f"{table}.{self.wh.q(k)} = u.{self.wh.q(k)}" for k in keys)
-            self.wh.execute(f"UPDATE {table} SET {sets} FROM {self.wh.q(name)} u WHERE {cond}")
-        finally:
-            self.wh.con.unregister(name)
-
     # ------------------------------------------------------------------ runs
     def record_run(self, run: dict) -> None:
         self.wh.insert_rows(self.t["cb_runs"], list(run), [tuple(run.values())])
@@ -444,7 +395,3 @@ class StateStore:
             )
             or 0
         )
-
-
-def rows_values(rows: Iterable[dict]) -> list[tuple[Any, ...]]:
-    return [tuple(r.values()) for r in rows]

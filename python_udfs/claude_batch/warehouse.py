@@ -138,21 +138,6 @@ class Warehouse:
         finally:
             self.con.unregister(name)
 
-    def upsert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        """Insert or replace on the table's primary key."""
-        if not rows:
-            return
-        import pyarrow as pa
-
-        data = {col: [row[i] for row in rows] for i, col in enumerate(columns)}
-        name = self.temp_name("upsert")
-        self.con.register(name, pa.table(data))
-        try:
-            cols = ", ".join(quote_ident(c) for c in columns)
-            self.execute(f"INSERT OR REPLACE INTO {table} ({cols}) SELECT {cols} FROM {quote_ident(name)}")
-        finally:
-            self.con.unregister(name)
-
     def read_jsonl_sql(self, path: str | os.PathLike, columns: dict[str, str]) -> str:
         """A relation over a JSONL file, parsed by DuckDB itself (fast, bounded memory)."""
         cols = "{" + ", ".join(f"{quote_literal(k)}: {quote_literal(v)}" for k, v in columns.items()) + "}"
