@@ -41,7 +41,7 @@ def test_cost_tables_add_up_to_the_emulator_usage(runs, emulator):
     rows = reviews(150, distinct=110)  # 40 duplicate rows
     runs.add(rows)
     cfg = classifier(pack_size=10)  # 11 requests; W1 prefix on Sonnet: cached
-    emulator.set_faults({"errored_fraction": 0.3, "seed": 4})
+    emulator.set_faults({"errored_fraction": 0.5, "seed": 4})
     runs.run(cfg)
     emulator.set_faults({})
     runs.settle(cfg)
