@@ -120,6 +120,7 @@ class EmulatorServer:
             "calls": counters,
             "batches": self.store.status_counts(),
             "batch_requests_processed": self.worker.processed_requests,
+            "batches_computed_in_helper_processes": self.worker.batches_in_helpers,
             "cache": dict(self.cache.stats),
             "worker_paused": self.worker.paused,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

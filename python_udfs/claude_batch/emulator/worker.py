@@ -87,6 +87,7 @@ class Worker:
         self._pending = 0
         self._thread = threading.Thread(target=self._run, name="emulator-batch-worker", daemon=True)
         self.processed_requests = 0
+        self.batches_in_helpers = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -154,6 +155,7 @@ class Worker:
 
     def _computed(self, lines: Iterator[tuple[int, str]], parallel: bool) -> Iterator[Computed]:
         if parallel and self._pool is not None:
+            self.batches_in_helpers += 1
             script = self.responder.script_snapshot()
             for computed in self._pool.map_ordered(self._chunks(lines), script):
                 yield from computed
