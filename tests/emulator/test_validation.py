@@ -249,3 +249,16 @@ def test_chunked_upload_is_read(emulator):
         emulator, "POST", "/v1/messages/count_tokens", content=body(), headers={"content-type": "application/json"}
     )
     assert response.status_code == 200 and response.json()["input_tokens"] > 0
+
+
+def test_protocol_errors_are_error_json_too(emulator):
+    response = httpx2.request("OPTIONS", f"{emulator.base_url}/v1/messages")
+    assert response.status_code == 501
+    assert response.json()["type"] == "error"
+    import socket
+
+    with socket.create_connection(("127.0.0.1", emulator.port), timeout=5) as raw:
+        raw.sendall(b"NOT-HTTP\r\n\r\n")
+        answer = raw.recv(65536).decode()
+    # Not even a request line: the stdlib answers as HTTP/0.9 (body only), still the error JSON.
+    assert '"type":"error"' in answer.replace(" ", "") and "<html" not in answer.lower()

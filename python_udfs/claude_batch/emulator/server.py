@@ -34,7 +34,7 @@ from .caching import PromptCache
 from .clock import Clock, rfc3339
 from .config import Settings
 from .engine import Engine
-from .errors import ApiError, error_body, new_request_id, random_id
+from .errors import STATUS_TYPES, ApiError, error_body, new_request_id, random_id
 from .faults import Faults
 from .ratelimit import RateLimiter
 from .received import ReceivedLog, record
@@ -191,6 +191,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PATCH(self) -> None:
         self._handle("PATCH")
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Protocol-level errors (bad request line, unsupported method...) as the API's error JSON."""
+        self._request_id = getattr(self, "_request_id", None) or new_request_id()
+        self.close_connection = True
+        error_type = "not_found_error" if code == 404 else STATUS_TYPES.get(code, "invalid_request_error")
+        if code >= 500 and code not in STATUS_TYPES:
+            error_type = "invalid_request_error" if code == 501 else "api_error"
+        try:
+            self._send_bytes(
+                code, error_body(error_type, message or explain or "bad request", self._request_id),
+                "application/json",
+            )
+        except OSError:
+            pass
 
     @property
     def emu(self) -> EmulatorServer:
@@ -349,21 +364,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         self._request_id = new_request_id()
+        self._body = b""
         try:
             url = urlsplit(self.path)
             path = url.path.rstrip("/") or "/"
             query = parse_qs(url.query)
             self.emu.count(f"{method} {_route_name(path)}")
             if path.startswith("/_emulator/"):
-                body = self._read_body(self.emu.settings.max_request_bytes)
-                self._control(method, path, query, body)
+                self._body = self._read_body(self.emu.settings.max_request_bytes)
+                self._control(method, path, query, self._take_body())
                 return
             is_batch_create = method == "POST" and path == _BATCHES
             limit = self.emu.settings.max_batch_bytes if is_batch_create else self.emu.settings.max_request_bytes
-            body = self._read_body(limit)
+            # Kept on the handler, not in a local: the batch create drops it as soon as it is decoded.
+            self._body = self._read_body(limit)
             if self._inject_faults(method, path):
                 return
-            self._api(method, path, query, body)
+            self._api(method, path, query)
         except ApiError as exc:
             self._send_error(exc)
         except (BrokenPipeError, ConnectionResetError):
@@ -403,7 +420,11 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         return False
 
-    def _api(self, method: str, path: str, query: dict, body: bytes) -> None:
+    def _take_body(self) -> bytes:
+        body, self._body = self._body, b""
+        return body
+
+    def _api(self, method: str, path: str, query: dict) -> None:
         parts = path.strip("/").split("/")
         # /v1/messages[/count_tokens | /batches[/{id}[/cancel | /results]]]
         if parts[:2] != ["v1", "messages"]:
@@ -412,17 +433,17 @@ class _Handler(BaseHTTPRequestHandler):
         key_id = self._authenticate()
         if not rest:
             self._allow(method, "POST")
-            return self._messages(key_id, body)
+            return self._messages(key_id, self._take_body())
         if rest == ["count_tokens"]:
             self._allow(method, "POST")
-            return self._count_tokens(body)
+            return self._count_tokens(self._take_body())
         if rest[0] != "batches" or len(rest) > 3:
             raise ApiError(404, f"Not found: {path}", error_type="not_found_error")
         self.emu.limiter.check_batch_call()
         if len(rest) == 1:
             self._allow(method, "POST", "GET")
             if method == "POST":
-                return self._create_batch(key_id, body)
+                return self._create_batch(key_id)
             return self._list_batches(query)
         batch_id = rest[1]
         if len(rest) == 2:
@@ -470,8 +491,9 @@ class _Handler(BaseHTTPRequestHandler):
         check_breakpoints([p.ttl for p in counted.parts if p.ttl is not None])
         self._send_json(200, {"input_tokens": counted.total})
 
-    def _create_batch(self, key_id: str, body: bytes) -> None:
+    def _create_batch(self, key_id: str) -> None:
         emu = self.emu
+        body = self._take_body()
         if not body:
             raise ApiError(400, "request body is required (a JSON object with requests)")
         content_type = self.headers.get("Content-Type", "")
