@@ -204,42 +204,52 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
             WHERE json_type(g.value) = 'OBJECT' AND json_type(g.value, '$.ids') = 'ARRAY'
         ) p
         WHERE item_id BETWEEN 1 AND item_count""")
-    single = "false" if spec.multi_label else "true"
+    names = "[" + ", ".join(quote_literal(n) for n in spec.label_names) + "]"
+    toks = "[" + ", ".join(str(single_answer_tokens(n)) for n in spec.label_names) + "]"
+    if spec.multi_label:
+        positions = "list_sort(list(DISTINCT l.pos))"
+        labels = f"list_transform(pi.positions, lambda x: {names}[x + 1])"
+        answer_tokens = f"list_sum(list_transform(pi.positions, lambda x: {toks}[x + 1]))"
+        several = "false"
+    else:
+        # Single-label: a row needs only its first and last label position; no list per row.
+        positions = "NULL::INTEGER[]"
+        labels = f"[{names}[pi.first_pos + 1]]"
+        answer_tokens = f"{toks}[pi.first_pos + 1]"
+        several = "pi.n_good > 1"
+    several_msg = (
+        f"'several labels (' || pi.n_good || ', e.g. ' || {names}[pi.first_pos + 1] || ' and ' "
+        f"|| {names}[pi.last_pos + 1] || ') for a single-label classifier'"
+    )
     _create_staging_tables(wh)
     wh.execute(f"""
         INSERT INTO cb_tmp_ans
         WITH per_item AS (
             SELECT p.custom_id, p.item_id,
-                   bool_or(l.label IS NULL) AS has_bad,
-                   min(CASE WHEN l.label IS NULL THEN p.label END) AS bad_label,
-                   bool_or(l.label IS NULL AND p.label IS NULL) AS null_label
+                   bool_or(l.pos IS NULL) AS has_bad,
+                   min(CASE WHEN l.pos IS NULL THEN p.label END) AS bad_label,
+                   count(DISTINCT l.pos) AS n_good,
+                   min(l.pos) AS first_pos,
+                   max(l.pos) AS last_pos,
+                   {positions} AS positions
             FROM cb_tmp_pairs p LEFT JOIN cb_tmp_labels l ON l.label = p.label
-            GROUP BY ALL
-        ),
-        good AS (
-            SELECT custom_id, item_id, list(label ORDER BY pos) AS labels, sum(answer_tokens) AS answer_tokens
-            FROM (SELECT DISTINCT p.custom_id, p.item_id, l.label, l.pos, l.answer_tokens
-                  FROM cb_tmp_pairs p JOIN cb_tmp_labels l ON l.label = p.label)
             GROUP BY ALL
         )
         SELECT i.custom_id, i.item_id,
                CASE WHEN pi.has_bad THEN 'invalid_output'
-                    WHEN g.labels IS NULL THEN 'missing'
-                    WHEN {single} AND len(g.labels) > 1 THEN 'invalid_output'
+                    WHEN coalesce(pi.n_good, 0) = 0 THEN 'missing'
+                    WHEN {several} THEN 'invalid_output'
                     ELSE 'succeeded' END,
-               g.labels,
-               CASE WHEN pi.has_bad THEN 'label ' || CASE WHEN pi.bad_label IS NULL THEN 'None'
-                                                          ELSE '''' || pi.bad_label || '''' END
-                                         || ' is not one of the allowed labels'
-                    WHEN g.labels IS NULL THEN 'row missing from the answer'
-                    WHEN {single} AND len(g.labels) > 1
-                    THEN 'several labels [''' || array_to_string(g.labels, ''', ''') || '''] for a single-label classifier'
+               CASE WHEN pi.n_good > 0 AND NOT ({several}) THEN {labels} END,
+               CASE WHEN pi.has_bad THEN 'label ' || coalesce(quote_bad, 'None') || ' is not one of the allowed labels'
+                    WHEN coalesce(pi.n_good, 0) = 0 THEN 'row missing from the answer'
+                    WHEN {several} THEN {several_msg}
                     END,
-               coalesce(g.answer_tokens, 0)
+               CASE WHEN pi.n_good > 0 AND NOT ({several}) THEN {answer_tokens} ELSE 0 END
         FROM {store.t['cb_request_items']} i
         JOIN cb_tmp_answers a ON a.custom_id = i.custom_id
-        LEFT JOIN per_item pi ON pi.custom_id = i.custom_id AND pi.item_id = i.item_id
-        LEFT JOIN good g ON g.custom_id = i.custom_id AND g.item_id = i.item_id""")
+        LEFT JOIN (SELECT *, chr(39) || bad_label || chr(39) AS quote_bad FROM per_item) pi
+               ON pi.custom_id = i.custom_id AND pi.item_id = i.item_id""")
     billed = cost.billed_usd_sql(model, usage)
     wh.execute(f"""
         INSERT INTO cb_tmp_req

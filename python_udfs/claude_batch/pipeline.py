@@ -148,7 +148,13 @@ class Pipeline:
         source_rows.check_columns(self.wh, self.source_sql, self.cfg)
         self.store.ensure()
         self.store.record_version(self.cfg.name, self.cfg.version, self.cfg.spec.model, config_mod.describe(self.cfg))
-        self.rows_sql = source_rows.rows_sql(self.wh, self.source_sql, self.cfg)
+        # Render and hash the source once per run (a temp table): gather and the output both read it.
+        self.wh.execute(
+            "CREATE OR REPLACE TEMP TABLE cb_tmp_rows AS "
+            + source_rows.rows_sql(self.wh, self.source_sql, self.cfg)
+        )
+        self.rows_sql = "SELECT * FROM cb_tmp_rows"
+        self.run.source_rows = int(self.wh.scalar("SELECT count(*) FROM cb_tmp_rows"))
 
     def lock(self) -> None:
         table = self.store.t["cb_locks"]
@@ -324,7 +330,7 @@ class Pipeline:
             while len(in_flight) >= workers:
                 self._finish_create(*in_flight.pop(0))
             pacer.wait()
-            in_flight.append((sub_key, len(reqs), pool.submit(batches.create_raw, self.client, bytes(body))))
+            in_flight.append((sub_key, len(reqs), pool.submit(batches.create_raw, self.client, body)))
             self.run.submitted_requests += len(reqs)
             self.run.submitted_texts += sum(len(p.items) for p in reqs)
             current, used = [], batches.ENVELOPE_BYTES
