@@ -57,7 +57,7 @@ def create(client: anthropic.Anthropic, requests: Sequence[dict]) -> dict:
     return _as_dict(batch)
 
 
-def create_raw(client: anthropic.Anthropic, body: bytes | bytearray) -> dict:
+def create_raw(client: anthropic.Anthropic, body: bytes) -> dict:
     """Create one batch from an already encoded body (see prompts.RequestEncoder).
 
     Same endpoint, auth, retries and error types as ``client.messages.batches.create``; the body is

@@ -330,7 +330,9 @@ class Pipeline:
             while len(in_flight) >= workers:
                 self._finish_create(*in_flight.pop(0))
             pacer.wait()
-            in_flight.append((sub_key, len(reqs), pool.submit(batches.create_raw, self.client, body)))
+            payload = bytes(body)  # httpx sends a bytearray as a chunked iterable of ints: hand it bytes
+            del body
+            in_flight.append((sub_key, len(reqs), pool.submit(batches.create_raw, self.client, payload)))
             self.run.submitted_requests += len(reqs)
             self.run.submitted_texts += sum(len(p.items) for p in reqs)
             current, used = [], batches.ENVELOPE_BYTES
