@@ -262,3 +262,61 @@ def test_protocol_errors_are_error_json_too(emulator):
         answer = raw.recv(65536).decode()
     # Not even a request line: the stdlib answers as HTTP/0.9 (body only), still the error JSON.
     assert '"type":"error"' in answer.replace(" ", "") and "<html" not in answer.lower()
+
+
+# ---------------------------------------------------------------------------- streamed body parser
+
+
+def _reader(data: bytes, step: int):
+    position = 0
+
+    def read(n: int) -> bytes:
+        nonlocal position
+        chunk = data[position : position + min(n, step)]
+        position += len(chunk)
+        return chunk
+
+    return read
+
+
+@pytest.mark.parametrize("step", [1, 3, 7, 4096])
+def test_streamed_parser_handles_any_chunking(step):
+    import json as _json
+
+    from claude_batch.emulator.validation import iter_batch_requests
+
+    items = [{"custom_id": f"id{i}", "params": {"n": 12345678 + i, "text": "héllo wörld ✓ \u2028", "f": 1.5e3}} for i in range(5)]
+    body = _json.dumps({"requests": items}, indent=2, ensure_ascii=False).encode()
+    parsed = list(iter_batch_requests(_reader(body, step)))
+    assert [value for _, value in parsed] == items
+    assert [_json.loads(raw) for raw, _ in parsed] == items
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b'{"requests": [{"custom_id": "a"} {"x": 1}]}', "expecting"),
+        (b'{"requests": [{"custom_id": "a"}]} trailing', "extra data"),
+        (b'{"requests": {"custom_id": "a"}}', "valid list"),
+        (b'{"other": 1, "requests": []}', "Extra inputs"),
+        (b'{"requests": [{"custom_id": "a"', "invalid JSON"),
+        (b'{}', "Field required"),
+        (b'{"requests": ["\xff"]}', "UTF-8"),
+    ],
+)
+def test_streamed_parser_rejects_bad_bodies(body, message):
+    from claude_batch.emulator.validation import BodyError, iter_batch_requests
+
+    with pytest.raises(BodyError, match=message):
+        list(iter_batch_requests(_reader(body, 5)))
+
+
+def test_pretty_printed_batch_body_is_accepted(emulator, client):
+    import json as _json
+
+    body = _json.dumps({"requests": requests_for(["I love it", "awful"])}, indent=2).encode()
+    response = _raw(emulator, "POST", "/v1/messages/batches", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    batch_id = response.json()["id"]
+    wait_ended(client, batch_id)
+    assert {r.type for r in results_by_id(client, batch_id).values()} == {"succeeded"}

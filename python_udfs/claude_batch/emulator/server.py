@@ -57,6 +57,78 @@ _DRAIN_CAP = 1 << 30  # beyond this an oversized upload is cut off rather than r
 _BATCHES = "/v1/messages/batches"
 
 
+class _BodyStream:
+    """A request body read on demand, from Content-Length or chunked transfer encoding."""
+
+    def __init__(self, rfile, *, length: int | None, chunked: bool, limit: int) -> None:
+        self._rfile = rfile
+        self._left = length or 0  # bytes left (plain body) or left in the current chunk
+        self._chunked = chunked
+        self._limit = limit
+        self._total = 0
+        self.done = not chunked and not length
+
+    def _next_chunk(self) -> None:
+        line = self._rfile.readline(1024)
+        try:
+            size = int(line.split(b";")[0].strip(), 16)
+        except ValueError:
+            raise ApiError(400, "malformed chunked body") from None
+        if size == 0:
+            while self._rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            self.done = True
+        self._left = size
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes; b"" at the end of the body."""
+        if self.done:
+            return b""
+        if self._chunked and self._left == 0:
+            self._next_chunk()
+            if self.done:
+                return b""
+        data = self._rfile.read(min(size, self._left))
+        if not data:
+            raise ApiError(400, "request body shorter than announced")
+        self._left -= len(data)
+        self._total += len(data)
+        if self._total > self._limit:
+            raise ApiError(
+                413, f"Request exceeds the maximum allowed number of bytes ({self._limit}).",
+                error_type="request_too_large",
+            )
+        if self._left == 0:
+            if self._chunked:
+                self._rfile.readline(1024)  # CRLF after the chunk
+            else:
+                self.done = True
+        return data
+
+    def read_all(self) -> bytes:
+        parts = []
+        while True:
+            data = self.read(CHUNK)
+            if not data:
+                return b"".join(parts)
+            parts.append(data)
+
+    def drain(self) -> bool:
+        """Read and drop the rest (so the client sees our answer); False if it was too much."""
+        self._limit = float("inf")
+        if not self._chunked and self._left > _DRAIN_CAP:
+            return False
+        dropped = 0
+        try:
+            while not self.done:
+                dropped += len(self.read(CHUNK))
+                if dropped > _DRAIN_CAP:
+                    return False
+        except (ApiError, OSError):
+            return False
+        return True
+
+
 class EmulatorServer:
     """All state of one emulator instance; ``serve_forever`` runs the HTTP server."""
 
@@ -272,67 +344,35 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _read_body(self, limit: int) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return self._read_chunked(limit)
+    def _open_body(self, limit: int) -> _BodyStream:
+        chunked = self.headers.get("Transfer-Encoding", "").lower() == "chunked"
         raw_length = self.headers.get("Content-Length")
-        if raw_length is None:
-            return b""
-        try:
-            length = int(raw_length)
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            self.close_connection = True
-            raise ApiError(400, "invalid Content-Length header") from None
-        if length > limit:
-            self._drain(length)
+        length = None
+        if not chunked and raw_length is not None:
+            try:
+                length = int(raw_length)
+                if length < 0:
+                    raise ValueError
+            except ValueError:
+                self.close_connection = True
+                raise ApiError(400, "invalid Content-Length header") from None
+        self._stream = _BodyStream(self.rfile, length=length, chunked=chunked, limit=limit)
+        if length is not None and length > limit:
             raise ApiError(
                 413, f"Request exceeds the maximum allowed number of bytes ({limit}).",
                 error_type="request_too_large",
             )
-        data = self.rfile.read(length)
-        if len(data) != length:
-            self.close_connection = True
-            raise ApiError(400, "request body shorter than its Content-Length")
-        return data
+        return self._stream
 
-    def _read_chunked(self, limit: int) -> bytes:
-        parts, total = [], 0
-        while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";")[0].strip(), 16)
-            except ValueError:
-                self.close_connection = True
-                raise ApiError(400, "malformed chunked body") from None
-            if size == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass
-                break
-            total += size
-            if total > limit:
-                self.close_connection = True
-                raise ApiError(
-                    413, f"Request exceeds the maximum allowed number of bytes ({limit}).",
-                    error_type="request_too_large",
-                )
-            parts.append(self.rfile.read(size))
-            self.rfile.readline(1024)
-        return b"".join(parts)
+    def _read_body(self, limit: int) -> bytes:
+        return self._open_body(limit).read_all()
 
-    def _drain(self, length: int) -> None:
-        # Reading the upload before answering lets the client see the 413 instead of a reset.
-        if length > _DRAIN_CAP:
+    def _finish_body(self) -> None:
+        """Drop whatever the handler left unread, so the connection stays in step."""
+        stream = getattr(self, "_stream", None)
+        self._stream = None
+        if stream is not None and not stream.done and not stream.drain():
             self.close_connection = True
-            return
-        left = length
-        while left > 0:
-            chunk = self.rfile.read(min(CHUNK, left))
-            if not chunk:
-                break
-            left -= len(chunk)
-        self.close_connection = True
 
     def _json_body(self, body: bytes, *, required: bool = True) -> Any:
         if not body:
@@ -365,6 +405,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         self._request_id = new_request_id()
         self._body = b""
+        self._stream = None
+        try:
+            self._dispatch(method)
+        finally:
+            self._finish_body()
+
+    def _dispatch(self, method: str) -> None:
         try:
             url = urlsplit(self.path)
             path = url.path.rstrip("/") or "/"
@@ -374,14 +421,16 @@ class _Handler(BaseHTTPRequestHandler):
                 self._body = self._read_body(self.emu.settings.max_request_bytes)
                 self._control(method, path, query, self._take_body())
                 return
-            is_batch_create = method == "POST" and path == _BATCHES
-            limit = self.emu.settings.max_batch_bytes if is_batch_create else self.emu.settings.max_request_bytes
-            # Kept on the handler, not in a local: the batch create drops it as soon as it is decoded.
-            self._body = self._read_body(limit)
+            if method == "POST" and path == _BATCHES:
+                # Parsed straight from the socket, a request at a time (validation.iter_batch_requests).
+                self._open_body(self.emu.settings.max_batch_bytes)
+            else:
+                self._body = self._read_body(self.emu.settings.max_request_bytes)
             if self._inject_faults(method, path):
                 return
             self._api(method, path, query)
         except ApiError as exc:
+            self._finish_body()  # read the rest of the upload first, or the client may miss the answer
             self._send_error(exc)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -493,17 +542,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _create_batch(self, key_id: str) -> None:
         emu = self.emu
-        body = self._take_body()
-        if not body:
+        stream = self._stream
+        if stream is None or stream.done:
             raise ApiError(400, "request body is required (a JSON object with requests)")
         content_type = self.headers.get("Content-Type", "")
         if content_type.split(";")[0].strip().lower() != "application/json":
             raise ApiError(400, f"Content-Type must be application/json, got {content_type or 'none'!r}")
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ApiError(400, "request body is not valid UTF-8 JSON") from None
-        del body
         store = emu.store
         batch_id, tmp = store.new_batch_dir()
         now = emu.clock.now()
@@ -515,7 +559,7 @@ class _Handler(BaseHTTPRequestHandler):
             with open(tmp / "requests.jsonl", "w", encoding="utf-8", buffering=CHUNK) as requests, open(
                 tmp / "received.part", "w", encoding="utf-8", buffering=CHUNK
             ) as received:
-                for raw, item in iter_batch_requests(text):
+                for raw, item in iter_batch_requests(stream.read):
                     if count >= limit:
                         raise ApiError(
                             413,
@@ -530,7 +574,6 @@ class _Handler(BaseHTTPRequestHandler):
                     requests.write("\n")
                     received.write(json.dumps(record(batch_id, custom_id, params, stamp), ensure_ascii=False))
                     received.write("\n")
-            del text
             if count == 0:
                 raise ApiError(400, "requests: List should have at least 1 item after validation, not 0")
             emu.limiter.check_queue(store.queued_requests(), count)

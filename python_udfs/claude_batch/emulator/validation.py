@@ -11,9 +11,10 @@ is never held as one big Python object.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .. import catalog
 from .errors import ApiError
@@ -53,84 +54,119 @@ def _bad(message: str, status: int = 400, error_type: str | None = None) -> Para
 # ---------------------------------------------------------------------------- batch envelope
 
 _WS_RE = re.compile(r"[ \t\n\r]*")
+_READ_CHUNK = 1 << 20
+_MAX_ELEMENT_CHARS = 40 * (1 << 20)  # one request can hold at most a 32 MB Messages body
 
 
 class BodyError(ValueError):
     pass
 
 
-def iter_batch_requests(text: str) -> Iterator[tuple[str, Any]]:
+class _StreamedText:
+    """UTF-8 text decoded from ``read`` as parsing needs it, never more than one request ahead."""
+
+    def __init__(self, read: Callable[[int], bytes]) -> None:
+        self._read = read
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+
+    def fill(self, size: int = _READ_CHUNK) -> bool:
+        """Append more text; False at the end of the body."""
+        if self.eof:
+            return False
+        data = self._read(size)
+        try:
+            text = self._decoder.decode(data, final=not data)
+        except UnicodeDecodeError:
+            raise BodyError("request body is not valid UTF-8") from None
+        if not data:
+            self.eof = True
+        self.buf = self.buf[self.pos :] + text
+        self.pos = 0
+        return bool(data) or bool(text)
+
+    def peek(self) -> str:
+        """Next non-whitespace character ('' at the end), without consuming it."""
+        while True:
+            self.pos = _WS_RE.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.fill():
+                return ""
+
+    def expect(self, char: str, what: str) -> None:
+        if self.peek() != char:
+            raise BodyError(what)
+        self.pos += 1
+
+    def value(self, decoder: json.JSONDecoder) -> tuple[str, Any]:
+        """(raw JSON text, value) of the next JSON value, reading more of the body if needed."""
+        self.peek()
+        size = _READ_CHUNK
+        while True:
+            try:
+                value, end = decoder.raw_decode(self.buf, self.pos)
+                # A number may go on in the next chunk; anything else ends with its own delimiter.
+                if end < len(self.buf) or self.eof or not isinstance(value, (int, float)):
+                    raw = self.buf[self.pos : end]
+                    self.pos = end
+                    return raw, value
+            except json.JSONDecodeError as exc:
+                if self.eof or len(self.buf) - self.pos > _MAX_ELEMENT_CHARS:
+                    raise BodyError(f"invalid JSON: {exc.msg}") from None
+            if not self.fill(size):
+                continue  # now at eof: the next attempt decides
+            size = min(size * 2, 16 * _READ_CHUNK)
+
+
+def iter_batch_requests(read: Callable[[int], bytes]) -> Iterator[tuple[str, Any]]:
     """Yield ``(raw_json, value)`` for each element of the body's top-level ``requests`` array.
 
-    Other top-level keys are checked (only ``requests`` is allowed). Raises BodyError on anything
+    ``read(n)`` returns up to n more bytes of the body (b"" at its end): the body is decoded and
+    parsed a chunk at a time, so memory stays at one chunk plus one request whatever the upload.
+    Other top-level keys are rejected (only ``requests`` is allowed). Raises BodyError on anything
     that is not a JSON object with a ``requests`` array.
     """
     decoder = json.JSONDecoder()
-    ws = _WS_RE.match
-
-    def skip(pos: int) -> int:
-        return ws(text, pos).end()
-
-    pos = skip(0)
-    if pos >= len(text) or text[pos] != "{":
-        raise BodyError("request body must be a JSON object")
-    pos = skip(pos + 1)
+    text = _StreamedText(read)
+    text.expect("{", "request body must be a JSON object")
     seen_requests = False
-    if pos < len(text) and text[pos] == "}":
-        pos = skip(pos + 1)
+    if text.peek() == "}":
+        text.pos += 1
     else:
         while True:
-            if pos >= len(text) or text[pos] != '"':
-                raise BodyError(f"invalid JSON at character {pos}")
-            try:
-                key, pos = decoder.raw_decode(text, pos)
-            except json.JSONDecodeError as exc:
-                raise BodyError(f"invalid JSON: {exc}") from None
-            pos = skip(pos)
-            if pos >= len(text) or text[pos] != ":":
-                raise BodyError(f"invalid JSON at character {pos}")
-            pos = skip(pos + 1)
-            if key == "requests":
-                if seen_requests:
-                    raise BodyError("requests: given twice")
-                seen_requests = True
-                if pos >= len(text) or text[pos] != "[":
-                    raise BodyError("requests: Input should be a valid list")
-                pos = skip(pos + 1)
-                if pos < len(text) and text[pos] == "]":
-                    pos = skip(pos + 1)
-                else:
-                    while True:
-                        start = pos
-                        try:
-                            value, pos = decoder.raw_decode(text, pos)
-                        except json.JSONDecodeError as exc:
-                            raise BodyError(f"invalid JSON: {exc}") from None
-                        yield text[start:pos], value
-                        pos = skip(pos)
-                        if pos < len(text) and text[pos] == ",":
-                            pos = skip(pos + 1)
-                            continue
-                        if pos < len(text) and text[pos] == "]":
-                            pos = skip(pos + 1)
-                            break
-                        raise BodyError(f"invalid JSON at character {pos}")
-            else:
-                # Validate it is JSON, then reject it as the API does for unknown fields.
-                try:
-                    decoder.raw_decode(text, pos)
-                except json.JSONDecodeError as exc:
-                    raise BodyError(f"invalid JSON: {exc}") from None
+            if text.peek() != '"':
+                raise BodyError("invalid JSON: expecting a property name")
+            _, key = text.value(decoder)
+            text.expect(":", "invalid JSON: expecting ':'")
+            if key != "requests":
+                text.value(decoder)  # must be valid JSON before being rejected as unknown
                 raise BodyError(f"{key}: Extra inputs are not permitted")
-            if pos < len(text) and text[pos] == ",":
-                pos = skip(pos + 1)
-                continue
-            if pos < len(text) and text[pos] == "}":
-                pos = skip(pos + 1)
+            if seen_requests:
+                raise BodyError("requests: given twice")
+            seen_requests = True
+            text.expect("[", "requests: Input should be a valid list")
+            if text.peek() == "]":
+                text.pos += 1
+            else:
+                while True:
+                    yield text.value(decoder)
+                    following = text.peek()
+                    text.pos += 1
+                    if following == "]":
+                        break
+                    if following != ",":
+                        raise BodyError("invalid JSON: expecting ',' or ']' in requests")
+            following = text.peek()
+            text.pos += 1
+            if following == "}":
                 break
-            raise BodyError(f"invalid JSON at character {pos}")
-    if pos != len(text):
-        raise BodyError(f"invalid JSON: extra data at character {pos}")
+            if following != ",":
+                raise BodyError("invalid JSON: expecting ',' or '}'")
+    if text.peek() != "":
+        raise BodyError("invalid JSON: extra data after the body")
     if not seen_requests:
         raise BodyError("requests: Field required")
 
