@@ -143,7 +143,7 @@ class Warehouse:
         cols = "{" + ", ".join(f"{quote_literal(k)}: {quote_literal(v)}" for k, v in columns.items()) + "}"
         return (
             f"read_json({quote_literal(str(path))}, format='newline_delimited', "
-            f"columns={cols}, maximum_object_size=268435456)"
+            f"columns={cols}, maximum_object_size=16777216)"  # a result line is far smaller; the reader buffers 2x this
         )
 
     # ------------------------------------------------------------------ locks
