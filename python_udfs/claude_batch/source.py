@@ -67,19 +67,20 @@ def rows_sql(wh: Warehouse, source_sql: str, cfg: ClassifierConfig) -> str:
     raw = text_expr(wh, cfg)
     limit = int(cfg.max_text_chars)
     null_key = " OR ".join(f"{wh.q(k)} IS NULL" for k in cfg.key_columns)
+    # over_limit is computed where raw_text is in scope; a skipped text is not "truncated".
     if cfg.on_too_long == "truncate":
         text = f"CASE WHEN length(raw_text) > {limit} THEN left(raw_text, {limit}) ELSE raw_text END"
-        too_long = "NULL"
+        too_long, truncated = "NULL", "over_limit"
     else:
         text = "raw_text"
-        too_long = f"CASE WHEN length(raw_text) > {limit} THEN 'too_long' END"
+        too_long, truncated = "CASE WHEN over_limit THEN 'too_long' END", "false"
     return f"""
-        SELECT {keys}, text, {wh.hash_sql('text')} AS text_hash, truncated,
+        SELECT {keys}, text, {wh.hash_sql('text')} AS text_hash, {truncated} AS truncated,
                CASE WHEN {null_key} THEN 'null_key'
                     WHEN is_blank THEN 'empty_text'
                     ELSE {too_long} END AS skip_reason
         FROM (
-            SELECT {keys}, {text} AS text, length(raw_text) > {limit} AS truncated, is_blank
+            SELECT {keys}, {text} AS text, length(raw_text) > {limit} AS over_limit, is_blank
             FROM (SELECT {keys}, {raw} AS raw_text, {blank_expr(wh, cfg)} AS is_blank FROM {source_sql}) r
         ) t
     """
