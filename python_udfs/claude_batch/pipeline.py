@@ -154,7 +154,21 @@ class Pipeline:
             + source_rows.rows_sql(self.wh, self.source_sql, self.cfg)
         )
         self.rows_sql = "SELECT * FROM cb_tmp_rows"
-        self.run.source_rows = int(self.wh.scalar("SELECT count(*) FROM cb_tmp_rows"))
+        keys = source_rows.key_list(self.wh, self.cfg.key_columns)
+        total, null_keys, dup_keys = self.wh.fetchall(
+            "SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE nk), 0), count(*) FILTER (WHERE NOT nk AND n > 1) "
+            f"FROM (SELECT {keys}, skip_reason IS NOT DISTINCT FROM 'null_key' AS nk, count(*) AS n "
+            "FROM cb_tmp_rows GROUP BY ALL) k"
+        )[0]
+        self.run.source_rows = int(total)
+        for count, note in (
+            (null_keys, f"{null_keys} source row(s) have a null key: not sent, not in the output"),
+            (dup_keys, f"{dup_keys} key(s) appear on more than one source row: every such row is classified "
+                       "and output, so the key is not unique in the model's table"),
+        ):
+            if count:
+                warn(note)
+                self.run.notes.append(note)
 
     def lock(self) -> None:
         table = self.store.t["cb_locks"]
