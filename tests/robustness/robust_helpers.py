@@ -77,6 +77,12 @@ class RobustProject(DbtProject):
             self._parse_cache[self._vars_key(vars)] = path.read_bytes()
 
     # ---------------------------------------------------------------- dbt
+    def _args(self, command: str, select: str | None, vars: dict | None, extra: list[str]) -> list[str]:
+        args = super()._args(command, select, None, extra)
+        if vars:  # as UTF-8 text: dbt reads --vars as YAML, which rejects JSON's surrogate-pair escapes
+            args[args.index(command) + 1:args.index(command) + 1] = ["--vars", json.dumps(vars, ensure_ascii=False)]
+        return args
+
     def dbt(self, command: str = "build", *, select: str | None = "review_sentiment", vars: dict | None = None,
             extra: list[str] | None = None, expect_ok: bool = True, write_json: bool = False):
         """In-process dbt (cwd = the project dir), then let go of the DuckDB file: dbt-duckdb keeps its
