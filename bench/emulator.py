@@ -1,6 +1,6 @@
 """Benchmark of the offline emulator: one 100,000-request batch, created, ended and downloaded.
 
-    python bench/emulator.py [--requests 100000] [--rows-per-request 5]
+    python bench/emulator.py [--requests 100000] [--rows-per-request 10]
 
 The emulator runs as a separate process (``python -m claude_batch.emulator``), as it does in CI,
 so its peak memory is measured on its own (``resource.getrusage(RUSAGE_CHILDREN)`` after it
@@ -53,8 +53,9 @@ def _spec() -> prompts.PromptSpec:
 
 
 def build_body(n_requests: int, rows_per_request: int) -> bytes:
-    spec = _spec()
-    requests = []
+    """The body the pipeline would send, built with its own encoder (prompts.RequestEncoder)."""
+    encoder = prompts.RequestEncoder(_spec(), cache=True)
+    parts = []
     row = 0
     for i in range(n_requests):
         items = []
@@ -62,9 +63,8 @@ def build_body(n_requests: int, rows_per_request: int) -> bytes:
             words = [WORDS[(row * 7 + k * 3) % len(WORDS)] for k in range(8)]
             items.append((local, f"review {row}: " + " ".join(words)))
             row += 1
-        params = prompts.build_params(spec, items, cache=True)
-        requests.append({"custom_id": f"req-{i}", "params": params})
-    return json.dumps({"requests": requests}, separators=(",", ":")).encode()
+        parts.append(encoder.encode(f"req-{i}", items))
+    return b'{"requests":[' + b",".join(parts) + b"]}"
 
 
 def _call(port: int, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
@@ -82,7 +82,11 @@ def _call(port: int, method: str, path: str, body: bytes | None = None) -> tuple
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=100_000)
-    parser.add_argument("--rows-per-request", type=int, default=5)
+    parser.add_argument("--rows-per-request", type=int, default=10, help="10: 1M rows in all")
+    parser.add_argument(
+        "--worker-processes", type=int, default=None,
+        help="emulator helper processes (default: the emulator's own choice)",
+    )
     args = parser.parse_args()
 
     figures: dict[str, float | int] = {"requests": args.requests, "rows": args.requests * args.rows_per_request}
@@ -90,7 +94,8 @@ def main() -> int:
         env = dict(os.environ, PYTHONPATH=str(ROOT / "python_udfs") + os.pathsep + os.environ.get("PYTHONPATH", ""))
         proc = subprocess.Popen(
             [sys.executable, "-m", "claude_batch.emulator", "--port", "0", "--state-dir", state,
-             "--processing-seconds", "0"],
+             "--processing-seconds", "0",
+             *([] if args.worker_processes is None else ["--worker-processes", str(args.worker_processes)])],
             stdout=subprocess.PIPE, text=True, env=env,
         )
         try:

@@ -22,7 +22,7 @@ from typing import NamedTuple
 from .. import tokens
 from .caching import PromptCache, prefix_breakpoints
 from .responder import Answer, Responder, tool_use_id
-from .usage import request_tokens, usage_object
+from .usage import request_tokens
 from .validation import check_breakpoints, check_params
 
 
@@ -83,6 +83,13 @@ def render(answer: Answer, max_tokens: int) -> tuple[list[dict], int, str]:
     return [{"type": "text", "text": text}], max(1, count), "end_turn"
 
 
+def _content_json(content: list[dict]) -> str:
+    if len(content) == 1 and content[0]["type"] == "text":
+        # The common case, without walking the block through the generic encoder.
+        return f'[{{"type":"text","text":{json.dumps(content[0]["text"], ensure_ascii=False)}}}]'
+    return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+
+
 def prepare(params: object, responder: Responder, *, in_batch: bool) -> Prepared:
     """Raises validation.ParamsError for bad params."""
     checked = check_params(params, in_batch=in_batch)
@@ -92,7 +99,7 @@ def prepare(params: object, responder: Responder, *, in_batch: bool) -> Prepared
     content, output_tokens, stop_reason = render(answer, checked["max_tokens"])
     return Prepared(
         model=checked["model"],
-        content_json=json.dumps(content, ensure_ascii=False, separators=(",", ":")),
+        content_json=_content_json(content),
         stop_reason=stop_reason,
         output_tokens=output_tokens,
         input_total=counted.total,
@@ -105,20 +112,18 @@ def finish(
 ) -> Outcome:
     cached = cache.account(key_id, prepared.model, prepared.breakpoints)
     uncached = prepared.input_total - cached.read - cached.write
-    usage = usage_object(
-        input_tokens=uncached,
-        output_tokens=prepared.output_tokens,
-        cache_read=cached.read,
-        cache_write_5m=cached.write_5m,
-        cache_write_1h=cached.write_1h,
-        service_tier=service_tier,
+    # Assembled as text (the API's usage fields): the content is already JSON, and
+    # this runs once per batch request.
+    usage = (
+        f'{{"input_tokens":{uncached},"output_tokens":{prepared.output_tokens},'
+        f'"cache_creation_input_tokens":{cached.write},"cache_read_input_tokens":{cached.read},'
+        f'"cache_creation":{{"ephemeral_5m_input_tokens":{cached.write_5m},'
+        f'"ephemeral_1h_input_tokens":{cached.write_1h}}},"service_tier":"{service_tier}"}}'
     )
-    # Assembled as text: the content is already JSON, and this runs once per batch request.
     message_json = (
         f'{{"id":{json.dumps(message_id)},"type":"message","role":"assistant",'
         f'"model":{json.dumps(prepared.model, ensure_ascii=False)},"content":{prepared.content_json},'
-        f'"stop_reason":"{prepared.stop_reason}","stop_sequence":null,'
-        f'"usage":{json.dumps(usage, separators=(",", ":"))}}}'
+        f'"stop_reason":"{prepared.stop_reason}","stop_sequence":null,"usage":{usage}}}'
     )
     return Outcome(message_json, prepared.input_total, uncached + cached.write, prepared.output_tokens)
 

@@ -24,8 +24,8 @@ The lexical heuristic (no model, no randomness; it is only meant to make demos p
   common Unicode punctuation); words shorter than 3 characters and common stop words are ignored.
   Two words match when equal, or when they share a prefix of at least 4 letters that covers all but at most
   2 letters of the shorter one (light stemming: love/loved, broke/broken, terrible/terribly).
-- Score of a label = sum over the text's words of the best matching weight in its vocabulary
-  (label name 3, built-in lexicon 2, description and example words 1).
+- Score of a label = sum over the text's distinct words of the best matching weight in its
+  vocabulary (label name 3, built-in lexicon 2, description and example words 1).
 - Single label: the best score; ties (including no match at all) go to a label named like
   neutral/other/unknown/none/mixed if there is one, else to the first tied label.
 - Multi-label (system text says "one or more of the labels", or the schema asks for an array of
@@ -132,7 +132,9 @@ class LabelModel:
         self._index: dict[str, list[tuple[str, int, float]]] = {}
         # No word matched: the neutral-like label, else the first one.
         self._fallback = next((n for n in names if _is_neutral(n)), names[0] if names else "")
-        self._word_cache: dict[str, tuple[float, ...]] = {}
+        self._word_cache: dict[str, tuple[tuple[int, float], ...]] = {}
+        self._seen: set[str] = set()  # words already looked up
+        self._matching: set[str] = set()  # those that match some label
         for position, name in enumerate(names):
             vocab: dict[str, float] = {}
 
@@ -179,12 +181,17 @@ class LabelModel:
 
     def scores(self, text: str) -> list[float]:
         total = [0.0] * len(self.names)
+        distinct = set(split_words(text))
+        if not self._seen.issuperset(distinct):
+            for word in distinct - self._seen:
+                if self.word_scores(word):
+                    self._matching.add(word)
+                if len(self._seen) < 200_000:
+                    self._seen.add(word)
+        # Set operations run in C: only the few words that match a label reach Python code.
         cache = self._word_cache
-        for word in split_words(text):
-            sparse = cache.get(word)
-            if sparse is None:
-                sparse = self.word_scores(word)
-            for position, weight in sparse:
+        for word in self._matching.intersection(distinct):
+            for position, weight in cache.get(word) or self.word_scores(word):
                 total[position] += weight
         return total
 

@@ -153,25 +153,3 @@ def request_tokens(params: dict) -> RequestTokens:
         # Top-level cache_control marks the last cacheable block of the request.
         parts[-1].ttl = top.get("ttl", "5m")
     return RequestTokens(parts)
-
-
-def usage_object(
-    *,
-    input_tokens: int,
-    output_tokens: int,
-    cache_read: int = 0,
-    cache_write_5m: int = 0,
-    cache_write_1h: int = 0,
-    service_tier: str = "standard",
-) -> dict:
-    return {
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "cache_creation_input_tokens": cache_write_5m + cache_write_1h,
-        "cache_read_input_tokens": cache_read,
-        "cache_creation": {
-            "ephemeral_5m_input_tokens": cache_write_5m,
-            "ephemeral_1h_input_tokens": cache_write_1h,
-        },
-        "service_tier": service_tier,
-    }
