@@ -78,7 +78,7 @@ def make_source(path: Path, n_rows: int) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--pack-size", type=int, default=25)
+    ap.add_argument("--pack-size", type=int, default=50)
     ap.add_argument("--model", default="claude-sonnet-4-5")
     ap.add_argument("--duckdb-memory", default="512MB")
     ap.add_argument("--make-source", help=argparse.SUPPRESS)

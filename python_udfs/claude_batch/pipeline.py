@@ -322,7 +322,7 @@ class Pipeline:
         workers = max(1, self.cfg.parallel_creates)
         pool = ThreadPoolExecutor(max_workers=workers)
         in_flight: list = []
-        current: list[tuple[packing.PlannedRequest, bytes]] = []
+        current: list[tuple[packing.PlannedRequest, bytes, int]] = []
         used = batches.ENVELOPE_BYTES
         pacer = _Pacer(self.cfg.batch_rpm)
 
@@ -330,23 +330,22 @@ class Pipeline:
             nonlocal current, used, seq
             if not current:
                 return
-            reqs = [p for p, _ in current]
+            reqs = [p for p, _, _ in current]
             sub_key = packing.assign_ids(self.cfg.version, reqs, seq)
             seq += 1
-            body = bytearray(b'{"requests":[')
-            for n, (p, rows_json) in enumerate(current):
-                if n:
-                    body += b","
-                body += encoder.encode_with_rows(p.custom_id, len(p.items), rows_json)
-            body += b"]}"
-            self._record_intent(sub_key, reqs, len(body), prefix, cached, mode="batch")
+            chunk = list(current)
+
+            def pieces(chunk=chunk):
+                for p, rows_json, _ in chunk:
+                    yield encoder.encode_with_rows(p.custom_id, len(p.items), rows_json)
+
+            body = batches.EncodedBody(pieces, batches.EncodedBody.total_size([n for _, _, n in chunk]))
+            self._record_intent(sub_key, reqs, body.size, prefix, cached, mode="batch")
             checkpoint("after_intent")
             while len(in_flight) >= workers:
                 self._finish_create(*in_flight.pop(0))
             pacer.wait()
-            payload = bytes(body)  # httpx sends a bytearray as a chunked iterable of ints: hand it bytes
-            del body
-            in_flight.append((sub_key, len(reqs), pool.submit(batches.create_raw, self.client, payload)))
+            in_flight.append((sub_key, len(reqs), pool.submit(batches.create_raw, self.client, body)))
             self.run.submitted_requests += len(reqs)
             self.run.submitted_texts += sum(len(p.items) for p in reqs)
             current, used = [], batches.ENVELOPE_BYTES
@@ -363,7 +362,7 @@ class Pipeline:
                     continue
                 if current and (len(current) >= self.cfg.max_requests_per_batch or used + size + 1 > self.cfg.max_batch_bytes):
                     flush()
-                current.append((p, rows_json))
+                current.append((p, rows_json, size))
                 used += size + 1
             flush()
             while in_flight:
