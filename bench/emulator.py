@@ -143,11 +143,19 @@ def main() -> int:
             figures["results_mb"] = round(size / 1e6, 1)
             figures["result_lines"] = lines
             print(f"results: {lines} lines, {figures['results_mb']} MB in {figures['results_seconds']} s")
+            stats = json.loads(_call(port, "GET", "/_emulator/stats")[1])
+            figures["emulator_server_peak_rss_mb"] = stats["peak_rss_mb"]
+            figures["helper_processes_used"] = stats["batches_computed_in_helper_processes"] > 0
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children = usage.ru_maxrss
+    # CPU seconds the emulator used in all (start-up included): compare with the wall-clock
+    # figures to see how much of them was waiting for a CPU on a shared machine.
+    figures["emulator_cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 2)
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Largest emulator process (server or helper), measured by the kernel after they exited.
     figures["emulator_peak_rss_mb"] = round(children / 1024, 1)  # Linux reports KiB
     figures["bench_client_peak_rss_mb"] = round(self_rss / 1024, 1)
     figures["emulator_total_seconds"] = round(

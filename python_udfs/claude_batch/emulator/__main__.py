@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-batch-requests", type=int, default=100_000)
     parser.add_argument(
         "--worker-processes", type=int, default=None,
-        help="helper processes answering big batches (default: CPUs-1, at most 4, none below 3 CPUs; 0 or 1: none)",
+        help="helper processes answering big batches (default: one per CPU, at most 4, none on 1 CPU; 0 or 1: none)",
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="log every request line")
     return parser.parse_args(argv)

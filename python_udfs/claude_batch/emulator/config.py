@@ -21,6 +21,6 @@ class Settings:
     max_batch_bytes: int = 256 * MB
     max_request_bytes: int = 32 * MB  # Messages, count_tokens and every other endpoint
     read_timeout: float = 300.0  # idle keep-alive connections are closed after this
-    worker_processes: int | None = None  # helper processes for big batches; None: CPUs-1 (max 4) if 3+ CPUs
+    worker_processes: int | None = None  # helper processes for big batches; None: one per CPU (max 4), none on 1 CPU
     worker_paused: bool = False  # start with batch processing paused (restart tests)
     verbose: bool = False

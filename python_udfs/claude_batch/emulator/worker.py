@@ -74,9 +74,9 @@ class Worker:
         self.cache = cache
         self.responder = responder
         if processes is None:
-            # Helpers only pay off with spare cores; on 1-2 CPUs the pipeline needs them.
+            # While a batch is processed its client is only polling, so the cores are ours.
             cpus = os.cpu_count() or 1
-            processes = min(4, cpus - 1) if cpus >= 3 else 0
+            processes = min(4, cpus) if cpus >= 2 else 0
         self.processes = processes
         self._pool = HelperPool(self.processes) if self.processes > 1 else None
         self._queue: queue.Queue[str | None] = queue.Queue()
