@@ -22,8 +22,9 @@ The lexical heuristic (no model, no randomness; it is only meant to make demos p
   worst, broke, ...) is credited to labels whose name or description suggests positive or negative.
 - Words are lowercased runs of characters between separators (digits, ASCII punctuation, spaces,
   common Unicode punctuation); words shorter than 3 characters and common stop words are ignored.
-  Two words match when equal, or when they share a prefix of at least 4 letters that covers all but at most
-  2 letters of the shorter one (light stemming: love/loved, broke/broken, terrible/terribly).
+  Two words match when equal, or when they share a prefix of at least 4 letters that covers all
+  but at most 2 letters of the shorter one (light stemming: love/loved, broke/broken,
+  terrible/terribly).
 - Score of a label = sum over the text's distinct words of the best matching weight in its
   vocabulary (label name 3, built-in lexicon 2, description and example words 1).
 - Single label: the best score; ties (including no match at all) go to a label named like
