@@ -41,6 +41,11 @@ class PlannedRequest:
             self._params = prompts.build_params(self.spec, self.rows(), cache=self.cache)
         return self._params
 
+    def release_texts(self) -> None:
+        """Drop the row texts once the request is encoded (the batch path keeps only the bytes)."""
+        for _, item, _ in self.items:
+            item.text = ""
+
     def rows(self) -> list[tuple[int, str]]:
         return [(local, item.text) for local, item, _ in self.items]
 

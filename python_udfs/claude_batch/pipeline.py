@@ -362,6 +362,7 @@ class Pipeline:
                     continue
                 if current and (len(current) >= self.cfg.max_requests_per_batch or used + size + 1 > self.cfg.max_batch_bytes):
                     flush()
+                p.release_texts()  # the encoded rows are all the body needs from here on
                 current.append((p, rows_json, size))
                 used += size + 1
             flush()
@@ -403,17 +404,25 @@ class Pipeline:
             "item_count": sum(len(p.items) for p in planned), "body_bytes": body_bytes, "intent_at": now,
             "run_id": self.run.run_id,
         }
-        requests = [
-            {"custom_id": p.custom_id, "submission_key": sub_key, "classifier": self.cfg.name,
-             "version": self.cfg.version, "model": self.cfg.spec.model, "attempt": p.attempt,
-             "item_count": len(p.items), "prefix_tokens": prefix, "cached_prefix": cached, "status": "submitting"}
-            for p in planned
-        ]
-        items = [
-            {"custom_id": p.custom_id, "item_id": local, "version": self.cfg.version, "text_hash": item.text_hash,
-             "attempt": item.attempt, "row_chars": n, "status": "submitting"}
-            for p in planned for local, item, n in p.items
-        ]
+        # Columns, not a dict per row: a batch can carry a million items.
+        n_req = len(planned)
+        requests = {
+            "custom_id": [p.custom_id for p in planned], "submission_key": [sub_key] * n_req,
+            "classifier": [self.cfg.name] * n_req, "version": [self.cfg.version] * n_req,
+            "model": [self.cfg.spec.model] * n_req, "attempt": [p.attempt for p in planned],
+            "item_count": [len(p.items) for p in planned], "prefix_tokens": [prefix] * n_req,
+            "cached_prefix": [cached] * n_req, "status": ["submitting"] * n_req,
+        }
+        n_items = sum(len(p.items) for p in planned)
+        items = {
+            "custom_id": [p.custom_id for p in planned for _ in p.items],
+            "item_id": [local for p in planned for local, _, _ in p.items],
+            "version": [self.cfg.version] * n_items,
+            "text_hash": [item.text_hash for p in planned for _, item, _ in p.items],
+            "attempt": [item.attempt for p in planned for _, item, _ in p.items],
+            "row_chars": [n for p in planned for _, _, n in p.items],
+            "status": ["submitting"] * n_items,
+        }
         self.store.record_intent(batch_row, requests, items)
 
     def output_sql(self, this_sql: str | None) -> str:

@@ -271,14 +271,13 @@ class StateStore:
     def next_intent_seq(self, classifier: str) -> int:
         return int(self.wh.scalar(f"SELECT count(*) FROM {self.t['cb_batches']} WHERE classifier = ?", [classifier]) or 0)
 
-    def record_intent(self, batch_row: dict, requests: Sequence[dict], items: Sequence[dict]) -> None:
-        """Before the create call: the submission key, every custom_id and every item, in one transaction."""
+    def record_intent(self, batch_row: dict, requests: dict[str, list], items: dict[str, list]) -> None:
+        """Before the create call: the submission key, every custom_id and every item, in one
+        transaction. ``requests`` and ``items`` are columns (name → values)."""
         with self.wh.transaction():
-            self.wh.insert_rows(self.t["cb_batches"], list(batch_row), [tuple(batch_row.values())])
-            if requests:
-                self.wh.insert_rows(self.t["cb_requests"], list(requests[0]), [tuple(r.values()) for r in requests])
-            if items:
-                self.wh.insert_rows(self.t["cb_request_items"], list(items[0]), [tuple(i.values()) for i in items])
+            self.wh.insert_columns(self.t["cb_batches"], {k: [v] for k, v in batch_row.items()})
+            self.wh.insert_columns(self.t["cb_requests"], requests)
+            self.wh.insert_columns(self.t["cb_request_items"], items)
 
     def record_submitted(self, submission_key: str, batch: dict) -> None:
         """After the create call answered: the batch id, and the requests are in flight."""
@@ -372,7 +371,7 @@ class StateStore:
 
     # ------------------------------------------------------------------ runs
     def record_run(self, run: dict) -> None:
-        self.wh.insert_rows(self.t["cb_runs"], list(run), [tuple(run.values())])
+        self.wh.insert_columns(self.t["cb_runs"], {k: [v] for k, v in run.items()})
 
     def spent_today_usd(self, classifier: str) -> float:
         """Billed so far today plus what is still in flight (estimated at submit time)."""

@@ -122,16 +122,14 @@ class Warehouse:
         return names
 
     # ------------------------------------------------------------------ bulk loads
-    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        """Insert Python rows through an Arrow table (one statement, not one per row)."""
-        if not rows:
+    def insert_columns(self, table: str, columns: dict[str, list]) -> None:
+        """Insert columns of values through one Arrow table (one statement, not one per row)."""
+        if not columns or not len(next(iter(columns.values()))):
             return
         import pyarrow as pa
 
-        data = {col: [row[i] for row in rows] for i, col in enumerate(columns)}
-        arrow = pa.table(data)
         name = self.temp_name("rows")
-        self.con.register(name, arrow)
+        self.con.register(name, pa.table(columns))
         try:
             cols = ", ".join(quote_ident(c) for c in columns)
             self.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {quote_ident(name)}")
