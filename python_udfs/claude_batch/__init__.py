@@ -1,11 +1,22 @@
 """claude_batch: incremental bulk classification of warehouse rows with Claude's Message Batches API.
 
-Import what a dbt Python model needs from here; the emulator lives in ``claude_batch.emulator`` and
-is never imported by the pipeline.
+``from claude_batch import classify`` in a dbt Python model. Attributes load lazily, so importing a
+submodule (the emulator, the UDF plugin) does not pull in dbt and the pipeline.
 """
 
-from .config import ConfigError
-from .pipeline import classify
+from typing import Any
 
 __all__ = ["classify", "ConfigError"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "classify":
+        from .pipeline import classify
+
+        return classify
+    if name == "ConfigError":
+        from .config import ConfigError
+
+        return ConfigError
+    raise AttributeError(f"module 'claude_batch' has no attribute {name!r}")

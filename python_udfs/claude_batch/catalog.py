@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PRICES_CHECKED_ON = "2026-11-25"
+# The SDK (2.13) warns that claude-sonnet-4-5 reaches end of life on 2026-11-30; it stays listed so
+# existing classifiers keep their version, but new ones should move to claude-sonnet-4-6.
 
 BATCH_DISCOUNT = 0.5
 CACHE_WRITE_5M = 1.25
