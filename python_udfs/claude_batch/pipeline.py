@@ -195,27 +195,30 @@ class Pipeline:
             candidates = batches.find_candidates(
                 self.client, intent_at=intent_at, request_count=int(sub["request_count"]), exclude=exclude
             )
-            mine = []
+            # Only a batch whose custom_ids carry our submission key is ours. One still processing
+            # cannot be checked yet (no results): it may be another client's batch of the same size,
+            # so wait for it to end rather than adopt it (its results would not match) or resubmit.
+            mine, unverified = None, []
             for cand in candidates:
-                if cand["processing_status"] == "ended" and cand.get("results_url"):
+                if cand["processing_status"] != "ended":
+                    unverified.append(cand)
+                elif cand.get("results_url"):
                     first = batches.first_custom_id(self.client, cand["id"])
                     if first and first.startswith(prefix):
-                        mine = [cand]
+                        mine = cand
                         break
-                else:
-                    mine.append(cand)
-            if len(mine) == 1:
-                info(f"reconciled submission {prefix}: found batch {mine[0]['id']} created before a crash")
-                self.store.record_submitted(prefix, mine[0])
+            if mine is not None:
+                info(f"reconciled submission {prefix}: found batch {mine['id']} created before a crash")
+                self.store.record_submitted(prefix, mine)
                 continue
             age = (datetime.now(timezone.utc) - intent_at).total_seconds()
-            if not mine and age >= self.cfg.reconcile_grace_seconds:
+            if not unverified and age >= self.cfg.reconcile_grace_seconds:
                 self.store.record_abandoned(prefix, "no batch found for this intent: the create call never reached the API")
                 info(f"submission {prefix} never reached the API; its {sub['item_count']} text(s) are pending again")
             else:
                 warn(
-                    f"submission {prefix} is unresolved ({len(mine)} candidate batch(es), intent {age:.0f}s old); "
-                    "its rows wait for a later run rather than risk paying twice"
+                    f"submission {prefix} is unresolved ({len(unverified)} candidate batch(es) still processing, "
+                    f"intent {age:.0f}s old); its rows wait for a later run rather than risk paying twice"
                 )
 
     def collect(self) -> None:
