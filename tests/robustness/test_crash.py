@@ -168,3 +168,27 @@ def test_two_crashes_in_a_row(project, emulator, clean_table):
     assert final(project.table()) == clean_table
     assert twice(emulator) == {}
     assert set(sent_rows(emulator)) == SENDABLE
+
+
+def test_someone_elses_batch_of_the_same_size_is_not_adopted(project, emulator):
+    """After an after_intent crash, a batch of the same size that another client of the same
+    workspace created meanwhile (still processing) must not be taken for ours: wait until it ends,
+    see from its custom_ids that it is not ours, then send our rows (once)."""
+    rows = [(1, "I love it"), (2, "awful, it broke"), (3, "It arrived.")]
+    vars = {"cb_grace": 0, "cb_max_attempts": 1}  # a wasted attempt would show as a final status
+    project.add_reviews(rows)
+    crash(project, "after_intent")
+    (n_requests,) = project.sql("SELECT request_count FROM claude_batch.cb_batches")[0]
+    emulator.pause_worker()
+    params = {"model": "claude-haiku-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "hello"}]}
+    foreign = emulator.client(api_key=project.env["ANTHROPIC_API_KEY"]).messages.batches.create(
+        requests=[{"custom_id": f"other-team-{i}", "params": params} for i in range(n_requests)])
+    project.dbt("run", vars=vars)  # reconcile: the only candidate is still processing
+    emulator.resume_worker()
+    assert emulator.wait_idle(30)
+    project.settle(vars=vars)
+    table = project.table()
+    assert {r["status"] for r in table.values()} == {"succeeded"}, {
+        k: (r["status"], r["error_message"]) for k, r in table.items()}
+    assert foreign.id not in {b for (b,) in project.sql("SELECT batch_id FROM claude_batch.cb_batches")}
+    assert twice(emulator) == {} and set(sent_rows(emulator)) == {t for _, t in rows}
