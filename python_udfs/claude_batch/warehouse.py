@@ -78,7 +78,19 @@ class Warehouse:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """One state transition = one transaction: all of it lands, or none of it."""
+        """One state transition = one transaction: all of it lands, or none of it.
+
+        dbt can hand the model a connection inside its own open transaction (``--no-populate-cache``:
+        its relation lookups). DuckDB does not nest transactions, and a transition must be committed
+        before the API call it guards, so that one (dbt's reads so far) is committed first and a
+        transaction is open again afterwards, as dbt expects. (Probing with BEGIN would abort dbt's
+        transaction: a failed statement does; COMMIT outside a transaction fails harmlessly.)
+        """
+        try:
+            self.con.execute("COMMIT")
+            reopen = True
+        except duckdb.TransactionException:  # "no transaction is active": the usual autocommit case
+            reopen = False
         self.con.execute("BEGIN TRANSACTION")
         try:
             yield
@@ -87,6 +99,9 @@ class Warehouse:
             raise
         else:
             self.con.execute("COMMIT")
+        finally:
+            if reopen:
+                self.con.execute("BEGIN TRANSACTION")
 
     # ------------------------------------------------------------------ dialect pieces
     def hash_sql(self, expr: str) -> str:
