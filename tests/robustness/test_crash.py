@@ -192,3 +192,19 @@ def test_someone_elses_batch_of_the_same_size_is_not_adopted(project, emulator):
         k: (r["status"], r["error_message"]) for k, r in table.items()}
     assert foreign.id not in {b for (b,) in project.sql("SELECT batch_id FROM claude_batch.cb_batches")}
     assert twice(emulator) == {} and set(sent_rows(emulator)) == {t for _, t in rows}
+
+
+def test_crash_when_dbt_holds_a_transaction_open(project, emulator, clean_table):
+    """With `--no-populate-cache` dbt hands the model a connection inside an open transaction (its
+    relation lookups). Each state transition must still be committed before the API call it guards:
+    killed after the create, the intent is on disk and the next run finds the batch."""
+    project.add_reviews(ROWS)
+    proc = project.dbt_cli("run", vars=VARS, extra=["--no-populate-cache"], env={crashpoints.CRASH_ENV: "after_create"})
+    assert proc.returncode == -signal.SIGKILL, proc.stdout[-3000:]
+    check_died_in_window(project, emulator, "after_create", "submit")
+    emulator.wait_idle(30)
+    for _ in range(3):
+        project.dbt("run", vars=VARS, extra=["--no-populate-cache"])
+    assert project.open_work() == 0
+    assert final(project.table()) == clean_table
+    assert twice(emulator) == {}
