@@ -135,10 +135,15 @@ def find_candidates(
     intent_at: datetime,
     request_count: int,
     exclude: set[str],
-    skew: timedelta = timedelta(minutes=5),
+    skew: timedelta = timedelta(hours=1),
 ) -> list[dict]:
     """Batches that could be the one a crashed run created: created near the intent, same size,
-    and not already known to us. The Batches API has no metadata field to match on."""
+    and not already known to us. The Batches API has no metadata field to match on.
+
+    ``created_at`` is the API's clock and ``intent_at`` ours: the window reaches ``skew`` before the
+    intent so that a clock running ahead of the API's (minutes, on a badly synced host) cannot hide
+    our batch, which would then be sent again. Only a batch whose results carry our custom_ids is
+    adopted, so a wide window costs listing time, not wrong matches."""
     return [
         b
         for b in list_since(client, intent_at - skew)
