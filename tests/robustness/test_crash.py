@@ -208,3 +208,15 @@ def test_crash_when_dbt_holds_a_transaction_open(project, emulator, clean_table)
     assert project.open_work() == 0
     assert final(project.table()) == clean_table
     assert twice(emulator) == {}
+
+
+def test_crash_after_create_with_the_api_clock_behind_ours(project, emulator, clean_table):
+    """The API stamps created_at with its clock, the intent uses ours: a skew of some minutes (here
+    the API is 10 minutes behind) must not hide the batch from reconcile."""
+    emulator.advance_clock(-600)
+    project.add_reviews(ROWS)
+    crash(project, "after_create")
+    emulator.wait_idle(30)
+    project.settle(vars=VARS)
+    assert final(project.table()) == clean_table
+    assert twice(emulator) == {}
