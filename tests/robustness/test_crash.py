@@ -72,8 +72,11 @@ def test_every_step_is_covered():
     assert set(PHASES) == set(crashpoints.STEPS), "place every crash point in PHASES"
 
 
-def crash(project: RobustProject, step: str):
-    proc = project.dbt_cli("run", vars=VARS, env={crashpoints.CRASH_ENV: step})
+def crash(project: RobustProject, step: str, **kwargs):
+    # TMPDIR inside the test dir: a run killed after downloading results leaves its temp dir behind.
+    tmp = project.tmp / "tmpdir"
+    tmp.mkdir(exist_ok=True)
+    proc = project.dbt_cli("run", vars=VARS, env={crashpoints.CRASH_ENV: step, "TMPDIR": str(tmp)}, **kwargs)
     assert proc.returncode == -signal.SIGKILL, (
         f"dbt run with {crashpoints.CRASH_ENV}={step} should have been killed, got {proc.returncode}:\n"
         f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -99,6 +102,7 @@ def check_died_in_window(project: RobustProject, emulator, step: str, phase: str
     elif step == "after_download":
         assert any(s["status"] == "ended" and s["collected_at"] is None for s in subs)
         assert n_results == 0  # downloaded, nothing written
+        assert list((project.tmp / "tmpdir").glob("claude_batch_*/*.jsonl"))  # left behind by SIGKILL
     elif step == "after_collect_write":
         assert any(s["status"] == "collected" for s in subs) and n_results > 0
         # dbt never merged this run's output: the table still shows run 1's view
@@ -199,8 +203,7 @@ def test_crash_when_dbt_holds_a_transaction_open(project, emulator, clean_table)
     relation lookups). Each state transition must still be committed before the API call it guards:
     killed after the create, the intent is on disk and the next run finds the batch."""
     project.add_reviews(ROWS)
-    proc = project.dbt_cli("run", vars=VARS, extra=["--no-populate-cache"], env={crashpoints.CRASH_ENV: "after_create"})
-    assert proc.returncode == -signal.SIGKILL, proc.stdout[-3000:]
+    crash(project, "after_create", extra=["--no-populate-cache"])
     check_died_in_window(project, emulator, "after_create", "submit")
     emulator.wait_idle(30)
     for _ in range(3):
