@@ -230,7 +230,15 @@ class Pipeline:
         for sub in subs:
             self._cancel_if_requested(sub)
             spec = _spec_for(self.store, sub["version"], self.cfg)
-            got = collect.collect_batch(self.store, self.client, sub, spec, classifier=self.cfg.name)
+            try:
+                got = collect.collect_batch(self.store, self.client, sub, spec, classifier=self.cfg.name)
+            except (batches.IncompleteResultsError, anthropic.APIError) as exc:
+                # One batch we cannot read now must not block the others or new submissions; it stays
+                # 'ended' (or in flight) and the next run tries again: results stay 29 days.
+                warn(f"could not collect batch {sub['batch_id']} this run ({type(exc).__name__}: {exc}); "
+                     "the next run tries again")
+                running += 1
+                continue
             if got is None:
                 running += 1
                 continue

@@ -93,18 +93,18 @@ def test_results_stream_cut_half_way_is_downloaded_again(project, emulator):
     assert_all_succeeded_once(project, emulator)
 
 
-def test_results_cut_every_time_fails_the_run_but_loses_nothing(project, emulator):
-    """Downloads that never complete (4 tries): the run fails naming the batch (a batch-level
-    problem, not a row's), the batch stays 'ended' (not collected), and the next run downloads it
-    again; nothing is resubmitted."""
+def test_results_cut_every_time_skips_the_batch_and_loses_nothing(project, emulator, caplog):
+    """Downloads that never complete (4 tries): the run still succeeds and says which batch it could
+    not read (one unreadable batch must not block the others or new rows), the batch stays 'ended'
+    (not collected), and the next run downloads it again; nothing is resubmitted."""
     project.add_reviews(ROWS)
     project.dbt("run", vars=FAST)
     emulator.wait_idle(30)
     emulator.set_faults(cut_results=50)
-    result = project.dbt("run", vars=FAST, expect_ok=False)
-    assert not result.success
+    with caplog.at_level("WARNING", logger="claude_batch"):
+        project.dbt("run", vars=FAST)
     (bid,) = batch_ids(project)
-    assert "could not download whole results of " + bid in failure_text(result)
+    assert f"could not collect batch {bid} this run" in caplog.text
     assert project.sql("SELECT status FROM claude_batch.cb_batches") == [("ended",)]
     assert project.sql("SELECT count(*) FROM claude_batch.cb_results")[0][0] == 0
     emulator.set_faults({})
