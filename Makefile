@@ -29,6 +29,7 @@ bench: setup
 	$(BIN)/python bench/emulator.py
 	$(BIN)/python bench/cost.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/noop_run.py
 
 clean:
 	rm -rf target logs dbt_packages integration_tests/target integration_tests/dbt_packages integration_tests/logs
