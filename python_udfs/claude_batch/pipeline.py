@@ -232,6 +232,8 @@ class Pipeline:
             spec = _spec_for(self.store, sub["version"], self.cfg)
             try:
                 got = collect.collect_batch(self.store, self.client, sub, spec, classifier=self.cfg.name)
+            except (anthropic.AuthenticationError, anthropic.PermissionDeniedError):
+                raise  # a wrong key is not one batch's problem: fail the run, naming it
             except (batches.IncompleteResultsError, anthropic.APIError) as exc:
                 # One batch we cannot read now must not block the others or new submissions; it stays
                 # 'ended' (or in flight) and the next run tries again: results stay 29 days.
