@@ -51,12 +51,6 @@ def _as_dict(obj: Any) -> dict:
     return obj.model_dump(mode="json") if hasattr(obj, "model_dump") else dict(obj)
 
 
-def create(client: anthropic.Anthropic, requests: Sequence[dict]) -> dict:
-    """Create one batch. Raises the SDK's errors; the caller decides what an error means for state."""
-    batch = client.messages.batches.create(requests=list(requests))  # type: ignore[arg-type]
-    return _as_dict(batch)
-
-
 class EncodedBody:
     """A create call's JSON body, produced piece by piece while it is sent, and again on a retry.
 

@@ -400,9 +400,3 @@ def collect_batch(store: StateStore, client: Any, sub: dict, spec: prompts.Promp
                                 batch_id=sub["batch_id"], model=sub["model"])
     checkpoint("after_collect_write")
     return got
-
-
-def stage_realtime(staging: _Staging, spec: prompts.PromptSpec, model: str,
-                   answers: Iterable[tuple[str, int, str, dict | None, dict | None]]) -> None:
-    for custom_id, item_count, result_type, message, error in answers:
-        stage_message(staging, spec, model, custom_id, item_count, result_type, message, error)

@@ -4,8 +4,8 @@ All figures come from a response's ``usage`` block and the price table in ``cata
 - billed: what the API charges (batch discount for ``service_tier == "batch"``, cache multipliers);
 - naive: the same rows as one real-time, uncached request each, i.e. every input token at the
   standard input price (cache reads and writes counted as plain input) and output at output price.
-  Packing makes the naive figure a lower bound of a real naive run, which would also repeat the
-  prefix once per row; ``naive_row_usd`` gives that per-row figure where the prefix size is known.
+  The per-row naive figure in the state tables (collect.py) adds the prefix to every row, as a real
+  one-call-per-row run would.
 """
 
 from __future__ import annotations
@@ -85,12 +85,6 @@ def naive_usd(model: str, usage: Usage) -> float:
     """Same tokens at standard price with no cache: the cost without batch and cache savings."""
     info = catalog.model_info(model)
     return (usage.total_input_tokens * info.input_usd_per_mtok + usage.output_tokens * info.output_usd_per_mtok) / MTOK
-
-
-def naive_row_usd(model: str, prefix_tokens: int, row_tokens: int, answer_tokens: int) -> float:
-    """One real-time uncached call for one row: the 'no savings at all' baseline."""
-    info = catalog.model_info(model)
-    return ((prefix_tokens + row_tokens) * info.input_usd_per_mtok + answer_tokens * info.output_usd_per_mtok) / MTOK
 
 
 @dataclass(frozen=True)
