@@ -7,9 +7,10 @@ is the pipeline's own. Figures:
 - pipeline phases: gather+submit (run 1), collect+output (run 2), and the wait for the emulator;
 - DuckDB anchors: COPY of the requests' rows to JSONL (what submit writes) and read_json of the
   results files the emulator produced (what collect reads);
-- ingest_over_duckdb: our collect (download, parse, write state, per-row results) / DuckDB read_json of
-  the same results files into a table;
-- end_to_end_over_duckdb: our own time (run 1 + run 2 + output, excluding the wait for the emulator)
+- ingest_over_duckdb: our collect step (download, parse, write the state and the per-text results
+  table cb_results) / DuckDB read_json of 1M result lines into a table; run2_and_table_over_duckdb
+  is all of run 2 (source scan, collect, anti-join) plus writing the model's output table;
+- end_to_end_over_duckdb: our own time (run 1 + run 2 + output table, excluding the wait for the emulator)
   / (DuckDB write + read);
 - peak_rss_mb and rows_per_s (source rows / our own time).
 Last line: one JSON object.
@@ -20,10 +21,10 @@ Last line: one JSON object.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -38,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python_udfs"))
 
 from claude_batch import config as config_mod  # noqa: E402
-from claude_batch import pipeline, workloads  # noqa: E402
+from claude_batch import batches, pipeline, workloads  # noqa: E402
 from claude_batch.warehouse import Warehouse  # noqa: E402
 
 
@@ -81,6 +82,7 @@ def main() -> int:
     ap.add_argument("--pack-size", type=int, default=50)
     ap.add_argument("--model", default="claude-sonnet-4-5")
     ap.add_argument("--duckdb-memory", default="512MB")
+    ap.add_argument("--keep", action="store_true", help="keep the temp folder (warehouse, emulator state)")
     ap.add_argument("--make-source", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.make_source:
@@ -138,13 +140,26 @@ def main() -> int:
         figures["emulator_processing_s"] = round(time.perf_counter() - t, 3)
         figures["batches"] = len(ids)
 
+        # Run 2, step by step (what pipeline.run does), so the collect step can be timed on its own.
         t = time.perf_counter()
-        out = pipeline.run(cfg, wh, "app.reviews")  # run 2: collect
+        pipe = pipeline.Pipeline(cfg, wh, "app.reviews")
+        pipe.prepare()
+        pipe.lock()
+        t_collect = time.perf_counter()
+        pipe.reconcile()
+        pipe.collect()
+        ingest_s = time.perf_counter() - t_collect
+        pipe.gather()
+        pipe.submit()
+        pipe.finish()
+        pipe.unlock()
+        out = wh.relation(pipe.output_sql(None))
         collect_s = time.perf_counter() - t
         t = time.perf_counter()
         con.execute("CREATE TABLE main.w1_sentiment AS SELECT * FROM out")
         output_s = time.perf_counter() - t
-        figures["run2_collect_s"] = round(collect_s, 3)
+        figures["run2_s"] = round(collect_s, 3)
+        figures["run2_collect_step_s"] = round(ingest_s, 3)
         figures["output_table_s"] = round(output_s, 3)
         done = con.execute("SELECT status, count(*) FROM main.w1_sentiment GROUP BY 1 ORDER BY 2 DESC").fetchall()
         figures["statuses"] = {s: n for s, n in done}
@@ -154,9 +169,11 @@ def main() -> int:
         # sends). Read: one result line per row, shaped like the API's unpacked batch results
         # (the issue's anchor: "read_json turns 1M result lines into a table"); the line is a real
         # result line of this run with its custom_id and answer replaced, so the bytes are realistic.
+        downloaded = tmp / "results_sample.jsonl"  # through the API, as collect does
+        batches.download_results(client, ids[0], downloaded)
         sample = con.execute(
             "SELECT result FROM read_json(?, format='newline_delimited', columns={'custom_id': 'VARCHAR', 'result': 'JSON'}) LIMIT 1",
-            [sorted(glob.glob(str(tmp / "emulator" / "**" / "results.jsonl"), recursive=True))[0]],
+            [str(downloaded)],
         ).fetchall()[0][0]
         sample = json.loads(sample)
         sample["message"]["content"] = [{"type": "text", "text": '{"groups":[{"label":"positive","ids":[1]}]}'}]
@@ -176,13 +193,20 @@ def main() -> int:
         figures["anchor_results_mb"] = round(os.path.getsize(anchor_file) / 1e6, 1)
 
         ours = submit_s + collect_s + output_s
-        figures["ingest_over_duckdb"] = round((collect_s + output_s) / duck_read_s, 2) if duck_read_s else None
+        # Ingest = results into the warehouse's result tables (download, parse, state, cb_results);
+        # run 2 as a whole (with the source scan, the anti-join and the model's table) is also shown.
+        figures["ingest_over_duckdb"] = round(ingest_s / duck_read_s, 2) if duck_read_s else None
+        figures["run2_and_table_over_duckdb"] = round((collect_s + output_s) / duck_read_s, 2) if duck_read_s else None
         figures["end_to_end_over_duckdb"] = round(ours / (duck_write_s + duck_read_s), 2)
         figures["rows_per_s"] = round(args.rows / ours)
         con.close()
     finally:
         emu.terminate()
         emu.wait(10)
+        if args.keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     for key, value in figures.items():
         print(f"{key:>28}: {value}")
     print(json.dumps(figures))

@@ -27,24 +27,33 @@ def request_bytes(request: dict) -> int:
     return len(json.dumps(request, ensure_ascii=False, separators=(",", ":")).encode())
 
 
-def split_requests(
-    requests: Sequence[dict], sizes: Sequence[int], *, max_count: int, max_bytes: int
-) -> list[list[int]]:
-    """Indices of requests per batch, cut at whichever of the count or byte limit binds first."""
-    chunks: list[list[int]] = []
-    current: list[int] = []
-    used = ENVELOPE_BYTES
-    for index, size in enumerate(sizes):
+def split_ranges(
+    sizes: Sequence[tuple[int, int]], *, max_count: int, max_bytes: int
+) -> tuple[list[tuple[int, int, int]], list[tuple[int, int]]]:
+    """Cut numbered requests ``(number, bytes)`` into batches at whichever of the count or byte limit
+    binds first. Returns ``(first, last, body bytes)`` per batch, and the requests too big for any
+    batch (each is skipped: the batches around it stay contiguous)."""
+    ranges: list[tuple[int, int, int]] = []
+    oversized: list[tuple[int, int]] = []
+    start: int | None = None
+    prev = used = 0
+    for number, size in sizes:
         if size + ENVELOPE_BYTES > max_bytes:
-            raise ValueError(f"request {requests[index].get('custom_id')!r} alone is {size} bytes, over the batch limit")
-        if current and (len(current) >= max_count or used + size + 1 > max_bytes):
-            chunks.append(current)
-            current, used = [], ENVELOPE_BYTES
-        current.append(index)
+            oversized.append((number, size))
+            if start is not None:
+                ranges.append((start, prev, used))
+            start = None
+            continue
+        if start is not None and (number - start >= max_count or used + size + 1 > max_bytes or number != prev + 1):
+            ranges.append((start, prev, used))
+            start = None
+        if start is None:
+            start, used = number, len(EncodedBody.OPEN) + len(EncodedBody.CLOSE) - 1
         used += size + 1
-    if current:
-        chunks.append(current)
-    return chunks
+        prev = number
+    if start is not None:
+        ranges.append((start, prev, used))
+    return ranges, oversized
 
 
 def _as_dict(obj: Any) -> dict:

@@ -192,16 +192,21 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
     )
     wh.execute(f"CREATE OR REPLACE TEMP TABLE cb_tmp_labels AS SELECT * FROM (VALUES {label_rows}) v(label, pos, answer_tokens)")
     # Every (request, row id, label) the answers name; ids must be whole numbers (or digit strings).
-    wh.execute("""
+    # from_json to a typed shape (elements kept as JSON, their types checked below) explodes the
+    # answers several times faster than json_each; groups that are not objects, and ids that are
+    # not an array, yield no pairs, as in the Python parser.
+    shape = '{"groups":[{"label":"JSON","ids":["JSON"]}]}'
+    wh.execute(f"""
         CREATE OR REPLACE TEMP TABLE cb_tmp_pairs AS
         SELECT custom_id, item_id, label FROM (
-            SELECT a.custom_id, a.item_count,
-                   CASE WHEN json_type(g.value, '$.label') = 'VARCHAR' THEN json_extract_string(g.value, '$.label') END AS label,
-                   CASE WHEN json_type(i.value) IN ('UBIGINT', 'BIGINT') THEN TRY_CAST(i.value AS BIGINT)
-                        WHEN json_type(i.value) = 'VARCHAR' AND regexp_full_match(json_extract_string(i.value, '$'), '[0-9]+')
-                        THEN TRY_CAST(json_extract_string(i.value, '$') AS BIGINT) END AS item_id
-            FROM cb_tmp_answers a, json_each(a.answer, '$.groups') g, json_each(g.value, '$.ids') i
-            WHERE json_type(g.value) = 'OBJECT' AND json_type(g.value, '$.ids') = 'ARRAY'
+            SELECT custom_id, item_count,
+                   CASE WHEN json_type(g.label) = 'VARCHAR' THEN json_extract_string(g.label, '$') END AS label,
+                   CASE WHEN json_type(id) IN ('UBIGINT', 'BIGINT') THEN TRY_CAST(id AS BIGINT)
+                        WHEN json_type(id) = 'VARCHAR' AND regexp_full_match(json_extract_string(id, '$'), '[0-9]+')
+                        THEN TRY_CAST(json_extract_string(id, '$') AS BIGINT) END AS item_id
+            FROM (SELECT custom_id, item_count, g, unnest(g.ids) AS id
+                  FROM (SELECT custom_id, item_count, unnest(from_json(answer, '{shape}').groups) AS g
+                        FROM cb_tmp_answers) x) y
         ) p
         WHERE item_id BETWEEN 1 AND item_count""")
     names = "[" + ", ".join(quote_literal(n) for n in spec.label_names) + "]"
@@ -216,7 +221,10 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
         positions = "NULL::INTEGER[]"
         labels = f"[{names}[pi.first_pos + 1]]"
         answer_tokens = f"{toks}[pi.first_pos + 1]"
-        several = "pi.n_good > 1"
+        several = "pi.first_pos <> pi.last_pos"
+    # How many distinct labels a row got: a bit per label is much cheaper than count(DISTINCT).
+    n_good = ("bit_count(bit_or(CAST(1 AS UBIGINT) << l.pos))" if len(spec.label_names) <= 64
+              else "count(DISTINCT l.pos)")
     several_msg = (
         f"'several labels (' || pi.n_good || ', e.g. ' || {names}[pi.first_pos + 1] || ' and ' "
         f"|| {names}[pi.last_pos + 1] || ') for a single-label classifier'"
@@ -228,7 +236,7 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
             SELECT p.custom_id, p.item_id,
                    bool_or(l.pos IS NULL) AS has_bad,
                    min(CASE WHEN l.pos IS NULL THEN p.label END) AS bad_label,
-                   count(DISTINCT l.pos) AS n_good,
+                   {n_good} AS n_good,
                    min(l.pos) AS first_pos,
                    max(l.pos) AS last_pos,
                    {positions} AS positions
@@ -237,15 +245,15 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
         )
         SELECT i.custom_id, i.item_id,
                CASE WHEN pi.has_bad THEN 'invalid_output'
-                    WHEN coalesce(pi.n_good, 0) = 0 THEN 'missing'
+                    WHEN pi.first_pos IS NULL THEN 'missing'
                     WHEN {several} THEN 'invalid_output'
                     ELSE 'succeeded' END,
-               CASE WHEN pi.n_good > 0 AND NOT ({several}) THEN {labels} END,
+               CASE WHEN pi.first_pos IS NOT NULL AND NOT ({several}) THEN {labels} END,
                CASE WHEN pi.has_bad THEN 'label ' || coalesce(quote_bad, 'None') || ' is not one of the allowed labels'
-                    WHEN coalesce(pi.n_good, 0) = 0 THEN 'row missing from the answer'
+                    WHEN pi.first_pos IS NULL THEN 'row missing from the answer'
                     WHEN {several} THEN {several_msg}
                     END,
-               CASE WHEN pi.n_good > 0 AND NOT ({several}) THEN {answer_tokens} ELSE 0 END
+               CASE WHEN pi.first_pos IS NOT NULL AND NOT ({several}) THEN {answer_tokens} ELSE 0 END
         FROM {store.t['cb_request_items']} i
         JOIN cb_tmp_answers a ON a.custom_id = i.custom_id
         LEFT JOIN (SELECT *, chr(39) || bad_label || chr(39) AS quote_bad FROM per_item) pi
@@ -260,9 +268,9 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
                {usage['cache_write_1h_tokens']}, {usage['cache_read_tokens']},
                CASE WHEN l.type = 'succeeded' THEN {usage['service_tier']} END,
                CASE WHEN l.type = 'succeeded' THEN {billed} ELSE 0 END,
-               CASE WHEN EXISTS (SELECT 1 FROM cb_tmp_ans s WHERE s.custom_id = l.custom_id AND s.status <> 'succeeded')
-                    THEN left(a.raw, {MAX_RAW_ANSWER_CHARS}) END
+               CASE WHEN bad.custom_id IS NOT NULL THEN left(a.raw, {MAX_RAW_ANSWER_CHARS}) END
         FROM cb_tmp_lines l LEFT JOIN cb_tmp_answers a USING (custom_id)
+        LEFT JOIN (SELECT DISTINCT custom_id FROM cb_tmp_ans WHERE status <> 'succeeded') bad USING (custom_id)
         WHERE l.type <> 'succeeded' OR a.custom_id IS NOT NULL""")
     # Answers SQL could not read (several blocks, fences, cut by max_tokens): the Python parser.
     odd = wh.fetchall("""
@@ -282,7 +290,7 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
 
 def apply_staging(store: StateStore, staging: _Staging | None, submission_key: str, *, classifier: str,
                   batch_id: str | None, model: str, final_status: str = "collected") -> Collected:
-    """Write a submission's staged outcomes to requests, items and results, in one transaction.
+    """Write a submission's staged outcomes to its requests and to the results, in one transaction.
 
     ``staging`` is the Python-parsed outcomes (real-time path); None means the staging tables were
     filled by ``stage_results_file``.
@@ -308,6 +316,14 @@ def apply_staging(store: StateStore, staging: _Staging | None, submission_key: s
             UPDATE {t['cb_requests']} SET status = 'expired', error_message = 'no result line for this request',
                 collected_at = now()::TIMESTAMP
             WHERE submission_key = ? AND status IN ('submitting', 'in_flight')""", [submission_key])
+        # Requests planned by an older release have no row_chars yet (the naive share needs it).
+        wh.execute(f"""
+            UPDATE {t['cb_requests']} SET row_chars = c.chars
+            FROM (SELECT custom_id, sum(row_chars) AS chars FROM {t['cb_request_items']}
+                  WHERE custom_id IN (SELECT custom_id FROM {t['cb_requests']}
+                                      WHERE submission_key = ? AND row_chars IS NULL)
+                  GROUP BY custom_id) c
+            WHERE {t['cb_requests']}.custom_id = c.custom_id""", [submission_key])
         # Item outcome: the answer's verdict, else the request's result type (missing if it succeeded).
         wh.execute(f"""
             CREATE OR REPLACE TEMP TABLE cb_tmp_item_outcomes AS
@@ -323,32 +339,23 @@ def apply_staging(store: StateStore, staging: _Staging | None, submission_key: s
                    -- Naive: this text alone in a real-time uncached call: the prefix, plus its share
                    -- (by characters) of the request's other input tokens, plus a one-row answer.
                    CASE WHEN a.status = 'succeeded' THEN
-                       ((p.prefix_actual
-                         + greatest(p.total_input - p.prefix_actual, 0) * i.row_chars / greatest(p.chars, 1))
+                       ((r.prefix_actual
+                         + greatest(r.total_input - r.prefix_actual, 0) * i.row_chars / greatest(r.row_chars, 1))
                         * {in_price} + a.answer_tokens * {out_price}) / 1e6
                    ELSE 0 END AS naive_usd
             FROM {t['cb_request_items']} i
-            JOIN {t['cb_requests']} r USING (custom_id)
-            LEFT JOIN cb_tmp_req s USING (custom_id)
-            LEFT JOIN cb_tmp_ans a ON a.custom_id = i.custom_id AND a.item_id = i.item_id
-            LEFT JOIN (
-                SELECT q.custom_id,
+            JOIN (
+                SELECT q.custom_id, q.status, q.error_message, q.error_type, q.billed_usd, q.item_count, q.row_chars,
                        CASE WHEN coalesce(q.cache_read_tokens, 0) + coalesce(q.cache_write_5m_tokens, 0)
                                  + coalesce(q.cache_write_1h_tokens, 0) > 0
                             THEN q.cache_read_tokens + q.cache_write_5m_tokens + q.cache_write_1h_tokens
                             ELSE q.prefix_tokens END AS prefix_actual,
                        coalesce(q.input_tokens, 0) + coalesce(q.cache_read_tokens, 0)
-                           + coalesce(q.cache_write_5m_tokens, 0) + coalesce(q.cache_write_1h_tokens, 0) AS total_input,
-                       sum(c.row_chars) AS chars
-                FROM {t['cb_requests']} q JOIN {t['cb_request_items']} c USING (custom_id)
-                WHERE q.submission_key = ?
-                GROUP BY ALL
-            ) p ON p.custom_id = i.custom_id
-            WHERE r.submission_key = ?""", [submission_key, submission_key])
-        wh.execute(f"""
-            UPDATE {t['cb_request_items']} SET status = o.status, billed_usd = o.billed_usd, naive_usd = o.naive_usd
-            FROM cb_tmp_item_outcomes o
-            WHERE {t['cb_request_items']}.custom_id = o.custom_id AND {t['cb_request_items']}.item_id = o.item_id""")
+                           + coalesce(q.cache_write_5m_tokens, 0) + coalesce(q.cache_write_1h_tokens, 0) AS total_input
+                FROM {t['cb_requests']} q WHERE q.submission_key = ?
+            ) r USING (custom_id)
+            LEFT JOIN cb_tmp_req s USING (custom_id)
+            LEFT JOIN cb_tmp_ans a ON a.custom_id = i.custom_id AND a.item_id = i.item_id""", [submission_key])
         wh.execute(f"""
             UPDATE {t['cb_requests']} SET naive_usd = o.naive
             FROM (SELECT custom_id, sum(naive_usd) AS naive FROM cb_tmp_item_outcomes GROUP BY custom_id) o
@@ -357,9 +364,9 @@ def apply_staging(store: StateStore, staging: _Staging | None, submission_key: s
         wh.execute(f"""
             INSERT INTO {t['cb_results']}
                 (version, text_hash, status, labels, raw_answer, error_type, error_message, custom_id,
-                 batch_id, attempt, model, classifier, collected_at)
+                 batch_id, attempt, model, classifier, collected_at, billed_usd, naive_usd)
             SELECT o.version, o.text_hash, o.status, o.labels, o.raw_answer, o.error_type, o.error_message,
-                   o.custom_id, ?, o.attempt, ?, ?, now()::TIMESTAMP
+                   o.custom_id, ?, o.attempt, ?, ?, now()::TIMESTAMP, o.billed_usd, o.naive_usd
             FROM cb_tmp_item_outcomes o""", [batch_id, model, classifier])
         wh.execute(
             f"UPDATE {t['cb_batches']} SET status = ?, collected_at = now()::TIMESTAMP WHERE submission_key = ?",

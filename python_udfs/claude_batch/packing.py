@@ -1,5 +1,11 @@
 """Rows → requests: pack pending items into requests and give them legal, deterministic custom_ids.
 
+Packing is set-based: the warehouse numbers the pending items (``gather``), and a pack is a run of
+``pack_size`` consecutive items, so a million items are packed by arithmetic, not by a Python loop.
+The rare run over ``max_pack_chars`` is split greedily in Python (only its lengths are fetched).
+Items whose last answer lost or garbled them go alone, so one confusing row cannot keep spoiling
+its neighbours.
+
 A custom_id is ``<submission key>-<request number>``: 12 + 1 + 6 characters from ``[0-9a-f-]``,
 legal whatever the user's keys look like (the API allows ``^[a-zA-Z0-9_-]{1,64}$``) and always the
 same length, so a request's encoded size is known before its submission key is. The submission key is
@@ -12,16 +18,34 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 from . import prompts
 from .state import PendingItem
+from .warehouse import Warehouse
 
 CUSTOM_ID_LEN = 19
+REQ_DIGITS = 6
+
+# Temp tables written here (connection-local, replaced every run).
+ITEMS = "cb_tmp_packed"  # one row per pending item: rn, req_no, item_id
+REQUESTS = "cb_tmp_reqs"  # one row per request: req_no, n_items, chars, attempt
+
+
+@dataclass(frozen=True, slots=True)
+class RequestShape:
+    """What the budget guard and the batch splitter need of a request, without its texts."""
+
+    req_no: int
+    n_items: int
+    chars: int
+    attempt: int
 
 
 @dataclass(slots=True)
 class PlannedRequest:
+    """A request with its texts (the real-time path and token-count calibration use these)."""
+
     custom_id: str
     attempt: int
     items: list[tuple[int, PendingItem, int]]  # (local id, item, characters)
@@ -35,67 +59,143 @@ class PlannedRequest:
 
     @property
     def params(self) -> dict:
-        """Messages params (built on demand: the batch path encodes bytes directly)."""
+        """Messages params (built on demand)."""
         if self._params is None:
             assert self.spec is not None
             self._params = prompts.build_params(self.spec, self.rows(), cache=self.cache)
         return self._params
 
-    def release_texts(self) -> None:
-        """Drop the row texts once the request is encoded (the batch path keeps only the bytes)."""
-        for _, item, _ in self.items:
-            item.text = ""
-
     def rows(self) -> list[tuple[int, str]]:
         return [(local, item.text) for local, item, _ in self.items]
 
 
+def greedy_split(chars: Sequence[int], max_chars: int) -> list[int]:
+    """Sub-pack number of each item of a run: a new sub-pack whenever the next item would pass
+    ``max_chars`` (an item longer than that alone goes alone)."""
+    subs: list[int] = []
+    sub = used = 0
+    for n in chars:
+        if used and used + n > max_chars:
+            sub, used = sub + 1, 0
+        subs.append(sub)
+        used += n
+    return subs
+
+
+def pack(wh: Warehouse, pending: str, *, pack_size: int, max_pack_chars: int) -> int:
+    """Assign every item of ``pending`` (rn, chars, attempt, alone; rn dense from 1) to a request.
+
+    Writes ``cb_tmp_packed`` (rn, req_no, item_id) and ``cb_tmp_reqs``; requests are numbered from
+    1 in item order. Returns the number of requests.
+    """
+    size = max(int(pack_size), 1)
+    # The run an item starts in: alone items (and pack_size 1) get a run of their own.
+    wh.execute(f"""
+        CREATE OR REPLACE TEMP TABLE cb_tmp_runs AS
+        SELECT rn, chars, CASE WHEN alone OR {size} = 1 THEN -rn ELSE (rn - 1) // {size} END AS run
+        FROM {pending}""")
+    over = wh.fetchall(f"""
+        SELECT rn, chars, run FROM cb_tmp_runs
+        WHERE run IN (SELECT run FROM cb_tmp_runs WHERE run >= 0 GROUP BY run
+                      HAVING sum(chars) > {int(max_pack_chars)} AND count(*) > 1)
+        ORDER BY rn""")
+    subs: dict[int, int] = {}
+    if over:
+        by_run: dict[int, list[tuple[int, int]]] = {}
+        for rn, chars, run in over:
+            by_run.setdefault(run, []).append((rn, chars))
+        for members in by_run.values():
+            for (rn, _), sub in zip(members, greedy_split([c for _, c in members], max_pack_chars)):
+                subs[rn] = sub
+    if subs:
+        import pyarrow as pa
+
+        name = wh.temp_name("subs")
+        wh.con.register(name, pa.table({"rn": list(subs), "sub": list(subs.values())}))
+        try:
+            wh.execute(f"""
+                CREATE OR REPLACE TEMP TABLE {ITEMS} AS
+                SELECT rn, dense_rank() OVER (ORDER BY run < 0, abs(run), sub) AS req_no,
+                       row_number() OVER (PARTITION BY run, sub ORDER BY rn) AS item_id
+                FROM (SELECT r.rn, r.run, coalesce(s.sub, 0) AS sub
+                      FROM cb_tmp_runs r LEFT JOIN {wh.q(name)} s USING (rn)) x""")
+        finally:
+            wh.con.unregister(name)
+    else:
+        # The common case: arithmetic, no sort. Alone items follow the packed ones (gather puts them last).
+        wh.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {ITEMS} AS
+            SELECT rn,
+                   CASE WHEN run >= 0 THEN run + 1 ELSE {_packed_runs(wh)} - run - {_first_alone(wh)} + 1 END AS req_no,
+                   CASE WHEN run >= 0 THEN (rn - 1) % {size} + 1 ELSE 1 END AS item_id
+            FROM cb_tmp_runs""")
+    wh.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {REQUESTS} AS
+        SELECT k.req_no, count(*) AS n_items, sum(p.chars) AS chars, max(p.attempt) AS attempt
+        FROM {ITEMS} k JOIN {pending} p USING (rn) GROUP BY k.req_no""")
+    wh.execute("DROP TABLE IF EXISTS cb_tmp_runs")
+    return int(wh.scalar(f"SELECT count(*) FROM {REQUESTS}") or 0)
+
+
+def _packed_runs(wh: Warehouse) -> int:
+    return int(wh.scalar("SELECT count(DISTINCT run) FROM cb_tmp_runs WHERE run >= 0") or 0)
+
+
+def _first_alone(wh: Warehouse) -> int:
+    # Alone runs are -rn; the first alone item (smallest rn) becomes request packed_runs + 1.
+    return int(wh.scalar("SELECT coalesce(min(-run), 0) FROM cb_tmp_runs WHERE run < 0") or 0)
+
+
+def shapes(wh: Warehouse) -> list[RequestShape]:
+    """Every planned request, in order (one small row each: a million items are 20,000 of them)."""
+    return [RequestShape(int(r), int(n), int(c), int(a)) for r, n, c, a in wh.fetchall(
+        f"SELECT req_no, n_items, chars, attempt FROM {REQUESTS} ORDER BY req_no")]
+
+
+def fetch_planned(wh: Warehouse, pending: str, first: int, last: int, spec: prompts.PromptSpec,
+                  cache: bool) -> list[PlannedRequest]:
+    """Requests ``first``..``last`` with their texts (real-time path, calibration)."""
+    rows = wh.fetchall(
+        f"""SELECT k.req_no, k.item_id, p.text_hash, p.text, p.n_rows, p.attempt, p.alone, p.chars
+            FROM {ITEMS} k JOIN {pending} p USING (rn)
+            WHERE k.req_no BETWEEN ? AND ? ORDER BY k.req_no, k.item_id""",
+        [first, last],
+    )
+    out: list[PlannedRequest] = []
+    current = None
+    for req_no, item_id, h, text, n_rows, attempt, alone, chars in rows:
+        if current is None or current[0] != req_no:
+            current = (req_no, PlannedRequest(custom_id="", attempt=0, items=[], spec=spec, cache=cache))
+            out.append(current[1])
+        p = current[1]
+        p.items.append((int(item_id), PendingItem(h, text, int(n_rows), int(attempt), bool(alone)), int(chars)))
+        p.attempt = max(p.attempt, int(attempt))
+    return out
+
+
 def submission_key(version: str, items: Iterable[PendingItem], seq: int) -> str:
+    """Key of a submission given its items (the real-time path holds them in Python)."""
     h = hashlib.sha256(f"{version}|{seq}".encode())
     for item in items:
         h.update(f"|{item.text_hash}:{item.attempt}".encode())
     return h.hexdigest()[:12]
 
 
+def submission_key_sql(wh: Warehouse, pending: str, version: str, seq: int, first: int, last: int) -> str:
+    """Key of the submission of requests ``first``..``last``, from a digest the warehouse computes
+    over its items (text hash and attempt), so no item crosses into Python."""
+    n, digest = wh.fetchall(
+        f"""SELECT count(*), {wh.set_digest_sql("p.text_hash || ':' || p.attempt")}
+            FROM {ITEMS} k JOIN {pending} p USING (rn) WHERE k.req_no BETWEEN ? AND ?""",
+        [first, last],
+    )[0]
+    return hashlib.sha256(f"{version}|{seq}|{n}|{digest}".encode()).hexdigest()[:12]
+
+
 def custom_id(sub_key: str, index: int) -> str:
-    return f"{sub_key}-{index:06d}"
+    return f"{sub_key}-{index:0{REQ_DIGITS}d}"
 
 
-def iter_packs(
-    items: Iterable[PendingItem], *, pack_size: int, max_pack_chars: int
-) -> Iterator[list[tuple[PendingItem, int]]]:
-    """Group items into packs of at most ``pack_size`` rows and ``max_pack_chars`` characters.
-
-    Items whose last answer lost or garbled them go alone, so one confusing row cannot keep
-    spoiling its neighbours. Order is kept (callers sort by text hash), so packs are deterministic.
-    """
-    current: list[tuple[PendingItem, int]] = []
-    used = 0
-    for item in items:
-        n = len(item.text)
-        if item.alone or pack_size == 1:
-            yield [(item, n)]
-            continue
-        if current and (len(current) >= pack_size or used + n > max_pack_chars):
-            yield current
-            current, used = [], 0
-        current.append((item, n))
-        used += n
-    if current:
-        yield current
-
-
-def planned(pack: Sequence[tuple[PendingItem, int]], spec: prompts.PromptSpec, cache: bool) -> PlannedRequest:
-    """A request for one pack; its custom_id is set when its submission is (see ``assign_ids``)."""
-    local = [(i, item, n) for i, (item, n) in enumerate(pack, start=1)]
-    return PlannedRequest(
-        custom_id="", attempt=max(item.attempt for _, item, _ in local), items=local, spec=spec, cache=cache
-    )
-
-
-def assign_ids(version: str, requests: Sequence[PlannedRequest], seq: int) -> str:
-    """Give a submission's requests their custom_ids; returns the submission key."""
-    key = submission_key(version, (item for p in requests for _, item, _ in p.items), seq)
-    for index, request in enumerate(requests):
-        request.custom_id = custom_id(key, index)
-    return key
+def custom_id_sql(sub_key: str, index_expr: str) -> str:
+    """SQL for ``custom_id(sub_key, index)`` (sub_key is our own hex, safe to inline)."""
+    return f"'{sub_key}-' || lpad(CAST({index_expr} AS VARCHAR), {REQ_DIGITS}, '0')"

@@ -14,23 +14,25 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import anthropic
 
-from . import batches, collect, config as config_mod, cost, packing, prompts
+from . import batches, bodies, collect, config as config_mod, cost, packing, prompts
 from . import estimate as estimate_mod
 from . import source as source_rows
 from .client import make_client
 from .crashpoints import checkpoint
 from .config import ClassifierConfig
-from .state import PendingItem, StateStore
-from .warehouse import Warehouse
+from .state import StateStore
+from .warehouse import Warehouse, quote_literal as _lit
 
 try:  # dbt's logger puts our lines in the dbt log and console; plain logging outside dbt
     from dbt.adapters.events.logging import AdapterLogger
@@ -42,6 +44,7 @@ except Exception:  # pragma: no cover - dbt is a dependency, but keep the librar
 _py_log = logging.getLogger("claude_batch")
 
 LOCK_STALE_AFTER_S = 3 * 3600
+PENDING = "cb_tmp_pending"  # this run's pending items (temp table): rn, text_hash, text, n_rows, attempt, alone, chars
 
 
 def info(message: str) -> None:
@@ -273,22 +276,13 @@ class Pipeline:
         accepted = self.store.accepted_versions(self.cfg.name, self.cfg.version, self.cfg.reclassify)
         sql = self.store.pending_sql(self.rows_sql, self.cfg.version, accepted, self.cfg.max_attempts)
         limit = f" LIMIT {int(self.cfg.max_rows_per_run)}" if self.cfg.max_rows_per_run is not None else ""
+        # rn numbers the items densely in (alone, text hash) order: packing is arithmetic on it.
         self.wh.execute(
-            f"CREATE OR REPLACE TEMP TABLE cb_tmp_pending AS SELECT row_number() OVER () AS rn, * FROM ({sql}) p{limit}"
+            f"CREATE OR REPLACE TEMP TABLE {PENDING} AS SELECT row_number() OVER (ORDER BY alone, text_hash) AS rn, "
+            f"*, length(text) AS chars FROM ({sql}) p{limit}"
         )
-        self.run.pending_texts = int(self.wh.scalar("SELECT count(*) FROM cb_tmp_pending"))
+        self.run.pending_texts = int(self.wh.scalar(f"SELECT count(*) FROM {PENDING}"))
         return self.run.pending_texts
-
-    def iter_pending(self, chunk: int = 50_000):
-        """Pending items in text-hash order, fetched a chunk at a time (each fetch fully drained)."""
-        total = self.run.pending_texts
-        for start in range(0, total, chunk):
-            rows = self.wh.fetchall(
-                "SELECT text_hash, text, n_rows, attempt, alone FROM cb_tmp_pending WHERE rn > ? AND rn <= ? ORDER BY rn",
-                [start, start + chunk],
-            )
-            for h, t, n, a, alone in rows:
-                yield PendingItem(h, t, int(n), int(a), bool(alone))
 
     def submit(self) -> None:
         pending = self.run.pending_texts
@@ -307,82 +301,92 @@ class Pipeline:
         )
         if plan.message:
             warn(plan.message)
+        n_requests = packing.pack(self.wh, PENDING, pack_size=self.cfg.pack_size,
+                                  max_pack_chars=self.cfg.max_pack_chars)
         guard = _Guard(self, prefix, plan.mark, batch=batch)
-        packs = packing.iter_packs(self.iter_pending(), pack_size=self.cfg.pack_size, max_pack_chars=self.cfg.max_pack_chars)
-        requests = (packing.planned(pack, self.cfg.spec, plan.mark) for pack in packs)
-        admitted = guard.admit(requests)
-        if self.cfg.dry_run:
-            for _ in admitted:
-                pass
+        admitted = list(guard.admit(packing.shapes(self.wh)))
+        if self.cfg.dry_run or not admitted:
+            pass
         elif mode == "realtime":
             from . import realtime
 
-            realtime.submit(self, list(admitted), prefix, plan.mark)
+            planned = packing.fetch_planned(self.wh, PENDING, 1, admitted[-1].req_no, self.cfg.spec, plan.mark)
+            realtime.submit(self, planned, prefix, plan.mark)
         else:
             self._submit_batches(admitted, prefix, plan.mark)
         guard.report()
+        info(f"planned {self.run.pending_texts:,} text(s) into {n_requests:,} request(s)")
 
-    def _submit_batches(self, requests, prefix: int, cached: bool) -> None:
-        """Stream requests into batches cut at the count and byte limits; several creates in flight.
+    def _submit_batches(self, admitted: list[packing.RequestShape], prefix: int, cached: bool) -> None:
+        """Cut the admitted requests into batches at the count and byte limits; several creates in flight.
 
         Each batch's intent is recorded before its create call, and its id right after the answer.
-        At most ``parallel_creates`` bodies (each up to 256 MB) are in memory at once.
+        Bodies are rendered by the warehouse and streamed from scratch files (``bodies.py``).
         """
         encoder = prompts.RequestEncoder(self.cfg.spec, cache=cached)
+        sizes = bodies.render(self.wh, encoder, PENDING)  # indexed by req_no - 1
+        ranges, oversized = batches.split_ranges(
+            [(s.req_no, sizes[s.req_no - 1]) for s in admitted],
+            max_count=self.cfg.max_requests_per_batch, max_bytes=self.cfg.max_batch_bytes,
+        )
+        for req_no, size in oversized:
+            warn(f"request {req_no} is {size} bytes, over max_batch_bytes ({self.cfg.max_batch_bytes}); "
+                 "its text(s) stay pending: lower pack_size or max_pack_chars")
         seq = self.store.next_intent_seq(self.cfg.name)
         started = time.monotonic()
-        pending_total = self.run.pending_texts
+        pending_total = sum(s.n_items for s in admitted)
         workers = max(1, self.cfg.parallel_creates)
         pool = ThreadPoolExecutor(max_workers=workers)
         in_flight: list = []
-        current: list[tuple[packing.PlannedRequest, bytes, int]] = []
-        used = batches.ENVELOPE_BYTES
         pacer = _Pacer(self.cfg.batch_rpm)
-
-        def flush() -> None:
-            nonlocal current, used, seq
-            if not current:
-                return
-            reqs = [p for p, _, _ in current]
-            sub_key = packing.assign_ids(self.cfg.version, reqs, seq)
-            seq += 1
-            chunk = list(current)
-
-            def pieces(chunk=chunk):
-                for p, rows_json, _ in chunk:
-                    yield encoder.encode_with_rows(p.custom_id, len(p.items), rows_json)
-
-            body = batches.EncodedBody(pieces, batches.EncodedBody.total_size([n for _, _, n in chunk]))
-            self._record_intent(sub_key, reqs, body.size, prefix, cached, mode="batch")
-            checkpoint("after_intent")
-            while len(in_flight) >= workers:
-                self._finish_create(*in_flight.pop(0))
-            pacer.wait()
-            in_flight.append((sub_key, len(reqs), pool.submit(batches.create_raw, self.client, body)))
-            self.run.submitted_requests += len(reqs)
-            self.run.submitted_texts += sum(len(p.items) for p in reqs)
-            current, used = [], batches.ENVELOPE_BYTES
-            elapsed = time.monotonic() - started
-            rate = self.run.submitted_texts / elapsed if elapsed > 0 else 0.0
-            left = (pending_total - self.run.submitted_texts) / rate if rate > 0 else 0.0
-            info(f"submitting: {self.run.submitted_texts:,}/{pending_total:,} text(s), {rate:,.0f}/s, ~{left:,.0f}s left")
-
+        scratch = tempfile.TemporaryDirectory(prefix="claude_batch_bodies_")
         try:
-            for p in requests:
-                size, rows_json = encoder.size(packing.CUSTOM_ID_LEN, p.rows())
-                if size + batches.ENVELOPE_BYTES > self.cfg.max_batch_bytes:
-                    warn(f"a request of {len(p.items)} text(s) is {size} bytes, over max_batch_bytes; left pending")
-                    continue
-                if current and (len(current) >= self.cfg.max_requests_per_batch or used + size + 1 > self.cfg.max_batch_bytes):
-                    flush()
-                p.release_texts()  # the encoded rows are all the body needs from here on
-                current.append((p, rows_json, size))
-                used += size + 1
-            flush()
+            for first, last, size in ranges:
+                sub_key = packing.submission_key_sql(self.wh, PENDING, self.cfg.version, seq, first, last)
+                seq += 1
+                body = bodies.write(self.wh, encoder, first, last, sub_key, Path(scratch.name) / f"{sub_key}.rows", size)
+                n_req = last - first + 1
+                n_items = self._record_intent_sql(sub_key, first, last, body.size, prefix, cached)
+                checkpoint("after_intent")
+                while len(in_flight) >= workers:
+                    self._finish_create(*in_flight.pop(0))
+                pacer.wait()
+                in_flight.append((sub_key, n_req, pool.submit(batches.create_raw, self.client, body)))
+                self.run.submitted_requests += n_req
+                self.run.submitted_texts += n_items
+                elapsed = time.monotonic() - started
+                rate = self.run.submitted_texts / elapsed if elapsed > 0 else 0.0
+                left = (pending_total - self.run.submitted_texts) / rate if rate > 0 else 0.0
+                info(f"submitting: {self.run.submitted_texts:,}/{pending_total:,} text(s), {rate:,.0f}/s, ~{left:,.0f}s left")
             while in_flight:
                 self._finish_create(*in_flight.pop(0))
         finally:
             pool.shutdown(wait=True)
+            scratch.cleanup()
+
+    def _record_intent_sql(self, sub_key: str, first: int, last: int, body_bytes: int, prefix: int,
+                           cached: bool) -> int:
+        """The intent of requests ``first``..``last`` (planned in the warehouse); returns its item count."""
+        n_req, n_items = self.wh.fetchall(
+            f"SELECT count(*), sum(n_items) FROM {packing.REQUESTS} WHERE req_no BETWEEN ? AND ?", [first, last])[0]
+        batch_row = {
+            "submission_key": sub_key, "batch_id": None, "classifier": self.cfg.name, "version": self.cfg.version,
+            "model": self.cfg.spec.model, "mode": "batch", "status": "submitting", "request_count": int(n_req),
+            "item_count": int(n_items), "body_bytes": body_bytes,
+            "intent_at": datetime.now(timezone.utc).replace(tzinfo=None), "run_id": self.run.run_id,
+        }
+        where = f"BETWEEN {int(first)} AND {int(last)}"
+        self.store.record_intent_sql(
+            batch_row,
+            f"""SELECT {packing.custom_id_sql(sub_key, f'req_no - {int(first)}')}, {_lit(sub_key)}, {_lit(self.cfg.name)},
+                       {_lit(self.cfg.version)}, {_lit(self.cfg.spec.model)}, attempt, n_items,
+                       {int(prefix)}, {bool(cached)}, chars, 'submitting'
+                FROM {packing.REQUESTS} WHERE req_no {where}""",
+            f"""SELECT {packing.custom_id_sql(sub_key, f'k.req_no - {int(first)}')}, k.item_id, {_lit(self.cfg.version)},
+                       p.text_hash, p.attempt, p.chars
+                FROM {packing.ITEMS} k JOIN {PENDING} p USING (rn) WHERE k.req_no {where}""",
+        )
+        return int(n_items)
 
     def _finish_create(self, sub_key: str, n_requests: int, future) -> None:
         """Record what the create call answered, on this thread (one DuckDB connection)."""
@@ -424,7 +428,8 @@ class Pipeline:
             "classifier": [self.cfg.name] * n_req, "version": [self.cfg.version] * n_req,
             "model": [self.cfg.spec.model] * n_req, "attempt": [p.attempt for p in planned],
             "item_count": [len(p.items) for p in planned], "prefix_tokens": [prefix] * n_req,
-            "cached_prefix": [cached] * n_req, "status": ["submitting"] * n_req,
+            "cached_prefix": [cached] * n_req, "row_chars": [p.chars for p in planned],
+            "status": ["submitting"] * n_req,
         }
         n_items = sum(len(p.items) for p in planned)
         items = {
@@ -434,7 +439,6 @@ class Pipeline:
             "text_hash": [item.text_hash for p in planned for _, item, _ in p.items],
             "attempt": [item.attempt for p in planned for _, item, _ in p.items],
             "row_chars": [n for p in planned for _, _, n in p.items],
-            "status": ["submitting"] * n_items,
         }
         self.store.record_intent(batch_row, requests, items)
 
@@ -442,24 +446,27 @@ class Pipeline:
         """Every source row with its current classification (or why it has none)."""
         accepted = self.store.accepted_versions(self.cfg.name, self.cfg.version, self.cfg.reclassify)
         rank = " ".join(f"WHEN '{v}' THEN {i}" for i, v in enumerate(accepted))
-        accepted_list = ", ".join(f"'{v}'" for v in accepted)
         keys = source_rows.key_list(self.wh, self.cfg.key_columns, "s")
         t = self.store.t
         v = self.cfg.version
         label_expr = "r.labels" if self.cfg.spec.multi_label else "CASE WHEN r.status = 'succeeded' THEN r.labels[1] END"
+        # One aggregate per source (no window, no re-scan of the items): the result that counts per
+        # text is a success if any accepted version has one, else the current version's latest.
         select = f"""
             WITH s AS ({self.rows_sql}),
+            win AS (
+                SELECT text_hash, arg_min(struct_pack(rid, attempts_billed_usd, attempts_naive_usd),
+                                          (status <> 'succeeded', CASE version {rank} END)) AS w
+                FROM ({self.store.per_version_sql(accepted)}) p GROUP BY text_hash
+            ),
             res AS (
-                SELECT * FROM {t['cb_current_results']} WHERE version IN ({accepted_list})
-                QUALIFY row_number() OVER (PARTITION BY text_hash ORDER BY status = 'succeeded' DESC,
-                                           CASE version {rank} END) = 1
+                SELECT win.text_hash, r.status, r.labels, r.error_type, r.error_message, r.raw_answer, r.version,
+                       r.model, r.custom_id, r.batch_id, r.attempt, r.collected_at,
+                       win.w.attempts_billed_usd AS billed_usd, win.w.attempts_naive_usd AS naive_usd
+                FROM win JOIN {t['cb_results']} r ON r.rowid = win.w.rid
             ),
-            busy AS (
-                SELECT text_hash, any_value(custom_id) AS custom_id FROM {t['cb_request_items']}
-                WHERE version = '{v}' AND status IN ('submitting', 'in_flight') GROUP BY text_hash
-            ),
-            sharing AS (SELECT text_hash, count(*) AS n FROM s WHERE skip_reason IS NULL GROUP BY text_hash),
-            costs AS (SELECT * FROM {t['cb_cost_by_text']})
+            busy AS ({self.store.busy_sql(v)}),
+            sharing AS (SELECT text_hash, count(*) AS n FROM s WHERE skip_reason IS NULL GROUP BY text_hash)
             SELECT {keys},
                    {label_expr} AS label,
                    CASE WHEN r.status = 'succeeded' THEN r.labels END AS labels,
@@ -471,13 +478,12 @@ class Pipeline:
                    '{self.cfg.name}' AS classifier, r.version AS classifier_version, r.model,
                    coalesce(r.custom_id, b.custom_id) AS custom_id, r.batch_id, r.attempt,
                    s.text_hash, s.truncated,
-                   c.billed_usd / sh.n AS cost_usd, c.naive_usd AS naive_usd,
+                   r.billed_usd / sh.n AS cost_usd, r.naive_usd AS naive_usd,
                    r.collected_at AS classified_at
             FROM s
             LEFT JOIN res r ON r.text_hash = s.text_hash AND s.skip_reason IS NULL
             LEFT JOIN busy b ON b.text_hash = s.text_hash AND s.skip_reason IS NULL
             LEFT JOIN sharing sh ON sh.text_hash = s.text_hash
-            LEFT JOIN costs c ON c.version = r.version AND c.text_hash = s.text_hash
             WHERE s.skip_reason IS DISTINCT FROM 'null_key'
         """
         if this_sql is None:
@@ -488,7 +494,7 @@ class Pipeline:
         tracked = ", ".join(cols + ["status", "classifier_version", "custom_id", "attempt"])
         match = " AND ".join(f"ch.{c} = cur.{c}" for c in cols)
         return f"""
-            WITH cur AS ({select}),
+            WITH cur AS MATERIALIZED ({select}),
             changed AS (SELECT {tracked} FROM cur EXCEPT SELECT {tracked} FROM {this_sql})
             SELECT * FROM cur WHERE EXISTS (SELECT 1 FROM changed ch WHERE {match})
         """
@@ -548,11 +554,13 @@ class _Guard:
         self.spent = 0.0
         self.calibration: estimate_mod.Calibration | None = None
 
-    def _calibrate(self, request: packing.PlannedRequest) -> estimate_mod.Calibration:
+    def _calibrate(self, request: packing.RequestShape) -> estimate_mod.Calibration:
         cal = estimate_mod.local(self.prefix)
         if self.pipe.cfg.count_tokens_api:
             try:
-                cal = estimate_mod.calibrate(self.pipe.client, self.pipe.cfg.spec, request.rows(),
+                sample = packing.fetch_planned(self.pipe.wh, PENDING, request.req_no, request.req_no,
+                                               self.pipe.cfg.spec, self.cached)[0]
+                cal = estimate_mod.calibrate(self.pipe.client, self.pipe.cfg.spec, sample.rows(),
                                              cached=self.cached, local_prefix=self.prefix)
             except Exception as exc:  # API or network error: the local estimate stands
                 warn(f"count_tokens_api: count_tokens failed ({exc}); using the local estimate")
@@ -560,12 +568,12 @@ class _Guard:
             self.pipe.run.notes.append(cal.describe())
         return cal
 
-    def estimate(self, request: packing.PlannedRequest, first: bool) -> float:
+    def estimate(self, request: packing.RequestShape, first: bool) -> float:
         if self.calibration is None:
             self.calibration = self._calibrate(request)
-        rows_in = self.calibration.rows_tokens(request.chars, len(request.items))
+        rows_in = self.calibration.rows_tokens(request.chars, request.n_items)
         prefix = self.calibration.prefix_tokens
-        out = prompts.max_tokens_for(self.pipe.cfg.spec, len(request.items))
+        out = prompts.max_tokens_for(self.pipe.cfg.spec, request.n_items)
         tier = "batch" if self.batch else "standard"
         if self.cached:
             one_hour = self.pipe.cfg.spec.cache_ttl == "1h"
@@ -590,11 +598,11 @@ class _Guard:
                 else:
                     self.spent += est
                     self.admitted += 1
-                    self.admitted_texts += len(request.items)
+                    self.admitted_texts += request.n_items
                     yield request
                     continue
             self.refused += 1
-            self.refused_texts += len(request.items)
+            self.refused_texts += request.n_items
 
     def report(self) -> None:
         run = self.pipe.run

@@ -85,6 +85,11 @@ def escape_row(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def escape_row_sql(text: str) -> str:
+    """SQL twin of ``escape_row``."""
+    return f"replace(replace(replace({text}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
+
+
 def render_rows(items: Sequence[tuple[int, str]]) -> str:
     """The user message for a pack of (local id, text) items."""
     body = "\n".join(f"<r{item_id}>{escape_row(text)}" for item_id, text in items)
@@ -239,7 +244,7 @@ class RequestEncoder:
 
     Every request of a classifier version repeats the same prefix bytes (model, system, schema);
     only the custom_id, max_tokens and the rows differ. Serialising the shared parts once makes
-    encoding a request cost its rows' bytes, and ``size`` is exact without building the request.
+    encoding a request cost its rows' bytes, and ``quoted_size`` is exact without building it.
     """
 
     _CID = "CB0CUSTOM0ID0PLACEHOLDER"
@@ -269,24 +274,35 @@ class RequestEncoder:
         return json.dumps(render_rows(items), ensure_ascii=False)[1:-1].encode()
 
     def encode(self, custom_id: str, items: Sequence[tuple[int, str]]) -> bytes:
+        """One request's bytes from Python rows (tests and the emulator benchmark use it)."""
         parts = [self._head, custom_id.encode()]
         if self._mid is not None:
             parts += [self._mid, str(max_tokens_for(self.spec, len(items))).encode()]
         parts += [self._before_rows, self._rows_json(items), self._tail]
         return b"".join(parts)
 
-    def size(self, custom_id_len: int, items: Sequence[tuple[int, str]]) -> tuple[int, bytes]:
-        """Exact encoded size for a custom_id of that length, and the rows' JSON (reused by encode_rows)."""
-        rows = self._rows_json(items)
-        extra = len(str(max_tokens_for(self.spec, len(items)))) if self._mid is not None else 0
-        return self._fixed + custom_id_len + extra + len(rows), rows
+    # The set-based path: the warehouse renders each pack's user message as a quoted JSON string
+    # (``rows_json_sql``); Python only splices the shared bytes around it (``encode_quoted``).
+    def rows_json_sql(self, wh: Any, item_id: str, text: str) -> str:
+        """Aggregate SQL for a pack's user message (``render_rows``) as a JSON string, quotes included.
+        Row order inside the message does not matter (every row carries its id)."""
+        nl = "chr(10)"
+        piece = f"'<r' || CAST({item_id} AS VARCHAR) || '>' || {escape_row_sql(text)}"
+        message = f"'<rows>' || {nl} || {wh.string_agg_sql(piece, nl)} || {nl} || '</rows>'"
+        return wh.json_string_sql(message)
 
-    def encode_with_rows(self, custom_id: str, n_items: int, rows_json: bytes) -> bytes:
-        parts = [self._head, custom_id.encode()]
+    def quoted_size(self, custom_id_len: int, n_items: int, rows_json_bytes: int) -> int:
+        """Exact size of a request whose quoted rows JSON has ``rows_json_bytes`` bytes."""
+        extra = len(str(max_tokens_for(self.spec, n_items))) if self._mid is not None else 0
+        return self._fixed - 2 + custom_id_len + extra + rows_json_bytes
+
+    def encode_quoted(self, custom_id: bytes, n_items: int, rows_json: bytes | memoryview) -> list[bytes | memoryview]:
+        """The pieces of one request, given its quoted rows JSON (written as they come, no join)."""
+        parts: list[bytes | memoryview] = [self._head, custom_id]
         if self._mid is not None:
             parts += [self._mid, str(max_tokens_for(self.spec, n_items)).encode()]
-        parts += [self._before_rows, rows_json, self._tail]
-        return b"".join(parts)
+        parts += [self._before_rows[:-1], rows_json, self._tail[1:]]
+        return parts
 
 
 # ---------------------------------------------------------------------------- answer side

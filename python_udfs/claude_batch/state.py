@@ -69,6 +69,7 @@ _DDL = {
         item_count INTEGER,
         prefix_tokens INTEGER,
         cached_prefix BOOLEAN,
+        row_chars BIGINT,
         status VARCHAR,
         error_type VARCHAR,
         error_message VARCHAR,
@@ -88,10 +89,7 @@ _DDL = {
         version VARCHAR,
         text_hash VARCHAR,
         attempt INTEGER,
-        row_chars INTEGER,
-        status VARCHAR,
-        billed_usd DOUBLE,
-        naive_usd DOUBLE
+        row_chars INTEGER
     """,
     "cb_results": """
         version VARCHAR NOT NULL,
@@ -106,7 +104,9 @@ _DDL = {
         attempt INTEGER,
         model VARCHAR,
         classifier VARCHAR,
-        collected_at TIMESTAMP
+        collected_at TIMESTAMP,
+        billed_usd DOUBLE,
+        naive_usd DOUBLE
     """,
     "cb_runs": """
         run_id VARCHAR NOT NULL,
@@ -136,12 +136,12 @@ _DDL = {
 }
 
 _VIEWS = {
-    # The result that counts for each (version, text): a success if there ever was one, else the latest.
-    # cb_results itself is append-only (one row per outcome), which keeps collecting a plain INSERT.
+    # The result that counts for each (version, text): a success if there ever was one, else the latest;
+    # with every attempt's cost. cb_results itself is append-only (one row per outcome), which keeps
+    # collecting a plain INSERT; one aggregate (not a window) keeps reading it fast at a million texts.
     "cb_current_results": """
-        SELECT * FROM {cb_results}
-        QUALIFY row_number() OVER (PARTITION BY version, text_hash
-                                   ORDER BY status = 'succeeded' DESC, attempt DESC, collected_at DESC) = 1
+        SELECT r.*, w.attempts, w.attempts_billed_usd, w.attempts_naive_usd
+        FROM {cb_results} r JOIN ({per_version}) w ON r.rowid = w.rid
     """,
     # Cost per batch (a realtime run counts as one "batch" with mode = 'realtime').
     "cb_cost_by_batch": """
@@ -163,8 +163,7 @@ _VIEWS = {
     "cb_cost_by_text": """
         SELECT version, text_hash, count(*) AS attempts,
                sum(billed_usd) AS billed_usd, max(naive_usd) AS naive_usd
-        FROM {cb_request_items}
-        WHERE status NOT IN ('submitting', 'in_flight', 'abandoned')
+        FROM {cb_results}
         GROUP BY ALL
     """,
     "cb_cost_by_run": """
@@ -197,8 +196,17 @@ class StateStore:
         self.wh.ensure_schema()
         for name, cols in _DDL.items():
             self.wh.execute(f"CREATE TABLE IF NOT EXISTS {self.t[name]} ({cols})")
+        # State written by an older release: add the columns it lacks (nothing is dropped).
+        present = self.wh.state_columns()
+        for name, cols in _DDL.items():
+            for col in cols.split(","):
+                col_name, col_type = col.split()[:2]
+                if col_name not in present.get(name, set()):
+                    self.wh.execute(f"ALTER TABLE {self.t[name]} ADD COLUMN {col_name} {col_type}")
         for name, body in _VIEWS.items():
-            self.wh.execute(f"CREATE OR REPLACE VIEW {self.t[name]} AS {body.format(**self.t)}")
+            self.wh.execute(
+                f"CREATE OR REPLACE VIEW {self.t[name]} AS {body.format(**self.t, per_version=self.per_version_sql())}"
+            )
 
     def record_version(self, classifier: str, version: str, model: str, settings: dict) -> None:
         exists = self.wh.scalar(
@@ -233,38 +241,63 @@ class StateStore:
         ``rows_sql`` yields (text, text_hash, skip_reason) per source row. An anti-join in SQL, so a
         nightly no-op run is one scan of the source.
         """
-        accepted_list = ", ".join("'" + v.replace("'", "''") + "'" for v in accepted)
         retryable = ", ".join(f"'{s}'" for s in RETRYABLE_STATUSES)
+        v = version.replace("'", "''")
+        # Filter the source rows first, then group what is left: on a nightly run almost every row
+        # is done, so the expensive GROUP BY sees only the new texts.
+        return f"""
+            WITH cur AS MATERIALIZED ({self.per_version_sql(accepted)}),
+            done AS (
+                SELECT text_hash FROM cur r
+                WHERE NOT (r.version = '{v}' AND (r.status IN ({retryable}) AND coalesce(r.error_type, '') <> 'invalid_request_error')
+                           AND r.attempt < {int(max_attempts)})
+                  AND NOT (r.version <> '{v}' AND r.status <> 'succeeded')
+                UNION ALL
+                SELECT text_hash FROM ({self.busy_sql(version)}) b
+            ),
+            src AS (
+                SELECT text_hash, any_value(text) AS text, count(*) AS n_rows
+                FROM ({rows_sql}) s
+                WHERE skip_reason IS NULL AND text_hash NOT IN (SELECT text_hash FROM done WHERE text_hash IS NOT NULL)
+                GROUP BY text_hash
+            )
+            SELECT src.text_hash, src.text, src.n_rows, coalesce(res.attempts, 0) + 1 AS attempt,
+                   coalesce(res.status IN ('missing', 'invalid_output'), false) AS alone
+            FROM src
+            LEFT JOIN cur res ON res.version = '{v}' AND res.text_hash = src.text_hash
+        """
+
+    def per_version_sql(self, versions: Sequence[str] | None = None) -> str:
+        """One narrow row per (version, text): the row id of the result that counts (a success if there
+        ever was one, else the latest), its status, and every attempt's count and cost.
+
+        Narrow on purpose: the wide result row is fetched by row id only where it is needed, which at a
+        million texts is several times cheaper than carrying it through a window or an aggregate.
+        """
+        where = ""
+        if versions is not None:
+            where = "WHERE version IN (" + ", ".join("'" + v.replace("'", "''") + "'" for v in versions) + ")"
+        key = "(status = 'succeeded', attempt, collected_at)"
+        return f"""
+            SELECT version, text_hash, arg_max(rowid, {key}) AS rid, arg_max(status, {key}) AS status,
+                   arg_max(error_type, {key}) AS error_type, arg_max(attempt, {key}) AS attempt,
+                   count(*) AS attempts, sum(coalesce(billed_usd, 0)) AS attempts_billed_usd,
+                   max(coalesce(naive_usd, 0)) AS attempts_naive_usd
+            FROM {self.t['cb_results']} {where}
+            GROUP BY version, text_hash
+        """
+
+    def busy_sql(self, version: str) -> str:
+        """Texts of this version in a request still submitting or in flight (one row per text).
+
+        An item's state is its request's: items are written once, at the intent."""
         in_flight = ", ".join(f"'{s}'" for s in IN_FLIGHT_STATUSES)
         v = version.replace("'", "''")
         return f"""
-            WITH src AS (
-                SELECT text_hash, any_value(text) AS text, count(*) AS n_rows
-                FROM ({rows_sql}) s WHERE skip_reason IS NULL GROUP BY text_hash
-            ),
-            usable AS (
-                SELECT DISTINCT r.text_hash FROM {self.t['cb_current_results']} r
-                WHERE r.version IN ({accepted_list})
-                  AND NOT (r.version = '{v}' AND (r.status IN ({retryable}) AND coalesce(r.error_type, '') <> 'invalid_request_error')
-                           AND r.attempt < {int(max_attempts)})
-                  AND NOT (r.version <> '{v}' AND r.status <> 'succeeded')
-            ),
-            busy AS (
-                SELECT DISTINCT i.text_hash FROM {self.t['cb_request_items']} i
-                WHERE i.version = '{v}' AND i.status IN ({in_flight})
-            ),
-            tries AS (
-                SELECT text_hash, count(*) AS attempts FROM {self.t['cb_request_items']}
-                WHERE version = '{v}' AND status NOT IN ('abandoned', 'retry_reset') GROUP BY text_hash
-            )
-            SELECT src.text_hash, src.text, src.n_rows, coalesce(tries.attempts, 0) + 1 AS attempt,
-                   coalesce(res.status IN ('missing', 'invalid_output'), false) AS alone
-            FROM src
-            LEFT JOIN tries USING (text_hash)
-            LEFT JOIN {self.t['cb_current_results']} res ON res.version = '{v}' AND res.text_hash = src.text_hash
-            WHERE src.text_hash NOT IN (SELECT text_hash FROM usable)
-              AND src.text_hash NOT IN (SELECT text_hash FROM busy)
-            ORDER BY src.text_hash
+            SELECT i.text_hash, any_value(i.custom_id) AS custom_id
+            FROM {self.t['cb_request_items']} i JOIN {self.t['cb_requests']} r USING (custom_id)
+            WHERE i.version = '{v}' AND r.status IN ({in_flight})
+            GROUP BY i.text_hash
         """
 
     # ------------------------------------------------------------------ submit
@@ -279,6 +312,19 @@ class StateStore:
             self.wh.insert_columns(self.t["cb_requests"], requests)
             self.wh.insert_columns(self.t["cb_request_items"], items)
 
+    def record_intent_sql(self, batch_row: dict, requests_select: str, items_select: str,
+                          params: Sequence | None = None) -> None:
+        """``record_intent`` for a submission the warehouse planned: requests and items come from
+        SELECTs (requests: custom_id .. row_chars, status; items: custom_id .. row_chars), so a million
+        items never cross into Python."""
+        req_cols = ("custom_id, submission_key, classifier, version, model, attempt, item_count, prefix_tokens, "
+                    "cached_prefix, row_chars, status")
+        item_cols = "custom_id, item_id, version, text_hash, attempt, row_chars"
+        with self.wh.transaction():
+            self.wh.insert_columns(self.t["cb_batches"], {k: [v] for k, v in batch_row.items()})
+            self.wh.execute(f"INSERT INTO {self.t['cb_requests']} ({req_cols}) {requests_select}", params)
+            self.wh.execute(f"INSERT INTO {self.t['cb_request_items']} ({item_cols}) {items_select}", params)
+
     def record_submitted(self, submission_key: str, batch: dict) -> None:
         """After the create call answered: the batch id, and the requests are in flight."""
         with self.wh.transaction():
@@ -291,11 +337,6 @@ class StateStore:
                 f"UPDATE {self.t['cb_requests']} SET batch_id = ?, status = 'in_flight' WHERE submission_key = ?",
                 [batch["id"], submission_key],
             )
-            self.wh.execute(
-                f"""UPDATE {self.t['cb_request_items']} SET status = 'in_flight'
-                    WHERE custom_id IN (SELECT custom_id FROM {self.t['cb_requests']} WHERE submission_key = ?)""",
-                [submission_key],
-            )
 
     def record_abandoned(self, submission_key: str, reason: str) -> None:
         """The create call never reached the API: the items go back to pending, no attempt used."""
@@ -306,11 +347,6 @@ class StateStore:
             )
             self.wh.execute(
                 f"UPDATE {self.t['cb_requests']} SET status = 'abandoned' WHERE submission_key = ?", [submission_key]
-            )
-            self.wh.execute(
-                f"""UPDATE {self.t['cb_request_items']} SET status = 'abandoned'
-                    WHERE custom_id IN (SELECT custom_id FROM {self.t['cb_requests']} WHERE submission_key = ?)""",
-                [submission_key],
             )
 
     def record_create_failed(self, submission_key: str, error_type: str, message: str, model: str, classifier: str) -> None:
@@ -326,16 +362,11 @@ class StateStore:
                 [error_type, message, submission_key],
             )
             self.wh.execute(
-                f"""UPDATE {self.t['cb_request_items']} SET status = 'errored', billed_usd = 0, naive_usd = 0
-                    WHERE custom_id IN (SELECT custom_id FROM {self.t['cb_requests']} WHERE submission_key = ?)""",
-                [submission_key],
-            )
-            self.wh.execute(
                 f"""INSERT INTO {self.t['cb_results']}
                     (version, text_hash, status, labels, raw_answer, error_type, error_message, custom_id,
-                     batch_id, attempt, model, classifier, collected_at)
+                     batch_id, attempt, model, classifier, collected_at, billed_usd, naive_usd)
                     SELECT i.version, i.text_hash, 'errored', NULL, NULL, ?, ?, i.custom_id, NULL, i.attempt, ?, ?,
-                           now()::TIMESTAMP
+                           now()::TIMESTAMP, 0, 0
                     FROM {self.t['cb_request_items']} i
                     WHERE i.custom_id IN (SELECT custom_id FROM {self.t['cb_requests']} WHERE submission_key = ?)""",
                 [error_type, message, model, classifier, submission_key],

@@ -117,9 +117,39 @@ class Warehouse:
     def now_sql(self) -> str:
         return "now()::TIMESTAMP"
 
+    def string_agg_sql(self, expr: str, sep: str) -> str:
+        """Aggregate: the group's strings joined by ``sep`` (an SQL expression), in no particular order."""
+        return f"string_agg({expr}, {sep})"
+
+    def json_string_sql(self, expr: str) -> str:
+        """A text as a JSON string literal (quotes and escapes included), as VARCHAR."""
+        return f"CAST(to_json({expr}) AS VARCHAR)"
+
+    def byte_length_sql(self, expr: str) -> str:
+        return f"strlen({expr})"
+
+    def set_digest_sql(self, expr: str) -> str:
+        """Aggregate: an order-independent digest of the group's distinct strings (same rows, same digest)."""
+        return f"CAST(bit_xor(hash({expr})) AS VARCHAR)"
+
+    def iter_arrow(self, sql: str, batch_rows: int = 4096) -> Iterator[Any]:
+        """A query's result as Arrow record batches, a few thousand rows at a time (bounded memory)."""
+        yield from self.con.sql(sql).to_arrow_reader(batch_rows)
+
     def ensure_schema(self) -> None:
         prefix = f"{quote_ident(self.database)}." if self.database else ""
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {prefix}{quote_ident(self.state_schema)}")
+
+    def state_columns(self) -> dict[str, set[str]]:
+        """Column names of every table in the state schema, by table."""
+        catalog = "AND table_catalog = ?" if self.database else ""
+        params = [self.state_schema] + ([self.database] if self.database else [])
+        out: dict[str, set[str]] = {}
+        for table, column in self.fetchall(
+            f"SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = ? {catalog}", params
+        ):
+            out.setdefault(table, set()).add(column)
+        return out
 
     def table_exists(self, relation_sql: str) -> bool:
         try:

@@ -90,7 +90,8 @@ def test_count_tokens_api_calibrates_the_estimate(runs, emulator):
         "+ r.cache_write_1h_tokens AS total_in, r.billed_usd, sum(i.row_chars) AS chars "
         "FROM claude_batch.cb_requests r JOIN claude_batch.cb_request_items i USING (custom_id) GROUP BY ALL")
     items = [PendingItem(f"h{i}", text, 1, 1, False) for i, (_, text) in enumerate(rows)]
-    sample = packing.planned([(it, len(it.text)) for it in items[: cfg.pack_size]], cfg.spec, True)
+    sample = packing.PlannedRequest(custom_id="", attempt=1,
+                                    items=[(i + 1, it, len(it.text)) for i, it in enumerate(items[: cfg.pack_size])])
     local_prefix = cost.prefix_tokens(prompts.build_params(cfg.spec, [(1, "")], cache=False))
     cal = estimate.calibrate(emulator.client(), cfg.spec, sample.rows(), cached=True, local_prefix=local_prefix)
     for r in requests:

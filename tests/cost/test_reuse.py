@@ -99,6 +99,6 @@ def test_a_row_missing_from_the_answer_is_resubmitted_alone_and_classified(runs,
     assert row["attempt"] == 2
     assert {r["status"] for r in out.values()} == {"succeeded"}
     attempts = runs.sql(
-        "SELECT i.status, r.item_count FROM claude_batch.cb_request_items i JOIN claude_batch.cb_requests r "
+        "SELECT i.status, r.item_count FROM claude_batch.cb_results i JOIN claude_batch.cb_requests r "
         "USING (custom_id) WHERE i.text_hash = ? ORDER BY i.attempt", [row["text_hash"]])
     assert attempts == [("missing", 10), ("succeeded", 1)]

@@ -75,7 +75,7 @@ def test_errored_and_expired_rows_are_resubmitted_then_classified(project, emula
     project.dbt(vars={"cb_pack_size": 1})
     project.dbt(vars={"cb_pack_size": 1})  # collects: failed rows are resubmitted in the same run
     failed_hashes = {h for (h,) in project.sql(
-        "SELECT DISTINCT text_hash FROM claude_batch.cb_request_items WHERE status IN ('errored', 'expired')")}
+        "SELECT DISTINCT text_hash FROM claude_batch.cb_results WHERE status IN ('errored', 'expired')")}
     assert failed_hashes, "the fault fractions should have failed some rows"
     failed = {k for k, r in project.table().items() if r["text_hash"] in failed_hashes}
     assert all(project.table()[k]["status"] == "in_flight" for k in failed)

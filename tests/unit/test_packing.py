@@ -1,55 +1,119 @@
 import json
 import re
 
-from claude_batch import packing, prompts
-from claude_batch.state import PendingItem
+import duckdb
+import pyarrow as pa
+import pytest
+
+from claude_batch import bodies, packing, prompts
+from claude_batch.warehouse import Warehouse
 
 SPEC = prompts.PromptSpec(model="claude-sonnet-4-5", instructions="i",
                           labels=(prompts.Label("a"), prompts.Label("b")))
 
 
-def items(n, alone=()):
-    return [PendingItem(f"h{i:04d}", f"text {i}", 1, 1, i in alone) for i in range(n)]
+@pytest.fixture
+def wh():
+    con = duckdb.connect()
+    yield Warehouse(con)
+    con.close()
 
 
-def test_pack_size_and_alone():
-    packs = list(packing.iter_packs(items(60, alone={5}), pack_size=25, max_pack_chars=10_000))
-    assert [len(p) for p in packs] == [1, 25, 25, 9]
-    assert packs[0][0][0].text_hash == "h0005"
+def load_pending(wh, texts, alone=(), attempts=None):
+    """A pending table as gather builds it: rn dense in (alone, hash) order."""
+    rows = sorted(((i in alone, f"h{i:04d}", t, (attempts or {}).get(i, 1)) for i, t in enumerate(texts)))
+    table = pa.table({
+        "rn": list(range(1, len(rows) + 1)), "text_hash": [r[1] for r in rows], "text": [r[2] for r in rows],
+        "n_rows": [1] * len(rows), "attempt": [r[3] for r in rows], "alone": [r[0] for r in rows],
+        "chars": [len(r[2]) for r in rows],
+    })
+    wh.con.register("src", table)
+    wh.execute("CREATE OR REPLACE TEMP TABLE pending AS SELECT * FROM src")
+    wh.con.unregister("src")
 
 
-def test_char_budget_splits_packs():
-    long = [PendingItem(f"h{i}", "word " * 300, 1, 1, False) for i in range(4)]
-    packs = list(packing.iter_packs(long, pack_size=25, max_pack_chars=3000))
-    assert all(sum(n for _, n in p) <= 3000 for p in packs) and len(packs) == 2
+def packs(wh):
+    rows = wh.fetchall("SELECT k.req_no, k.item_id, p.text_hash, p.chars FROM cb_tmp_packed k "
+                       "JOIN pending p USING (rn) ORDER BY k.req_no, k.item_id")
+    out = {}
+    for req, item, h, n in rows:
+        out.setdefault(req, []).append((item, h, n))
+    return [out[k] for k in sorted(out)]
 
 
-def plan(seq, n=30, pack_size=7):
-    reqs = [packing.planned(p, SPEC, False) for p in packing.iter_packs(items(n), pack_size=pack_size, max_pack_chars=10_000)]
-    return packing.assign_ids("v1", reqs, seq), reqs
+def test_pack_size_and_alone(wh):
+    load_pending(wh, [f"text {i}" for i in range(60)], alone={5})
+    n = packing.pack(wh, "pending", pack_size=25, max_pack_chars=10_000)
+    got = packs(wh)
+    assert n == 4 and [len(p) for p in got] == [25, 25, 9, 1]
+    assert got[3][0][1] == "h0005"  # the alone item, in a request of its own
+    assert all([i for i, _, _ in p] == list(range(1, len(p) + 1)) for p in got)
+    assert sorted(h for p in got for _, h, _ in p) == [f"h{i:04d}" for i in range(60)]
+    shapes = packing.shapes(wh)
+    assert [s.n_items for s in shapes] == [25, 25, 9, 1] and [s.req_no for s in shapes] == [1, 2, 3, 4]
 
 
-def test_custom_ids_legal_unique_deterministic():
-    a_key, a = plan(0)
-    b_key, b = plan(0)
-    ids = [p.custom_id for p in a]
-    assert ids == [p.custom_id for p in b] and a_key == b_key
-    assert len(set(ids)) == len(ids)
-    assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", i) and i.startswith(a_key) for i in ids)
+def test_pack_size_one_and_several_alone(wh):
+    load_pending(wh, [f"t{i}" for i in range(7)], alone={1, 4})
+    assert packing.pack(wh, "pending", pack_size=1, max_pack_chars=10_000) == 7
+    assert [len(p) for p in packs(wh)] == [1] * 7
+    assert packing.pack(wh, "pending", pack_size=3, max_pack_chars=10_000) == 4
+    assert [len(p) for p in packs(wh)] == [3, 2, 1, 1]
+
+
+def test_char_budget_splits_packs(wh):
+    load_pending(wh, ["word " * 300] * 4 + ["short"] * 3)  # 1500 characters each, then 5
+    n = packing.pack(wh, "pending", pack_size=25, max_pack_chars=3000)
+    got = packs(wh)
+    assert all(sum(c for _, _, c in p) <= 3000 for p in got)
+    assert n == len(got) and sum(len(p) for p in got) == 7
+    assert all([i for i, _, _ in p] == list(range(1, len(p) + 1)) for p in got)
+
+
+def test_one_text_over_the_char_budget_goes_alone(wh):
+    load_pending(wh, ["x" * 5000, "y", "z"])
+    packing.pack(wh, "pending", pack_size=25, max_pack_chars=3000)
+    assert sorted(len(p) for p in packs(wh)) == [1, 2]
+
+
+def test_greedy_split():
+    assert packing.greedy_split([10, 10, 10, 25, 1], 25) == [0, 0, 1, 2, 3]
+
+
+def test_custom_ids_legal_unique_deterministic(wh):
+    load_pending(wh, [f"text {i}" for i in range(30)])
+    packing.pack(wh, "pending", pack_size=7, max_pack_chars=10_000)
+    a = packing.submission_key_sql(wh, "pending", "v1", 0, 1, 5)
+    assert a == packing.submission_key_sql(wh, "pending", "v1", 0, 1, 5)
+    assert a != packing.submission_key_sql(wh, "pending", "v1", 1, 1, 5)
+    assert a != packing.submission_key_sql(wh, "pending", "v1", 0, 1, 4)
+    ids = [packing.custom_id(a, i) for i in range(5)]
+    assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", i) and i.startswith(a) for i in ids)
     assert all(len(i) == packing.CUSTOM_ID_LEN for i in ids)
-    c_key, _ = plan(1)
-    assert c_key != a_key
-    seen = [it.text_hash for p in a for _, it, _ in p.items]
-    assert sorted(seen) == sorted(i.text_hash for i in items(30))
-    assert all([local for local, _, _ in p.items] == list(range(1, len(p.items) + 1)) for p in a)
+    assert wh.scalar(f"SELECT {packing.custom_id_sql(a, '3')}") == ids[3]
 
 
-def test_encoder_bytes_equal_sdk_params_and_size_is_exact():
-    _, reqs = plan(0, n=3)
+def test_warehouse_rendered_body_equals_sdk_params_and_size_is_exact(wh, tmp_path):
+    texts = ['plain', 'quotes " and \\ backslash', "tags <b> & amp", "new\nline\ttab", "ünïcödé ✓ \u2028", "x" * 300]
+    load_pending(wh, texts)
+    packing.pack(wh, "pending", pack_size=4, max_pack_chars=10_000)
     enc = prompts.RequestEncoder(SPEC, cache=True)
-    for p in reqs:
-        p.cache = True
-        size, rows_json = enc.size(packing.CUSTOM_ID_LEN, p.rows())
-        body = enc.encode_with_rows(p.custom_id, len(p.items), rows_json)
-        assert len(body) == size
-        assert json.loads(body) == {"custom_id": p.custom_id, "params": p.params}
+    sizes = bodies.render(wh, enc, "pending")
+    planned = packing.fetch_planned(wh, "pending", 1, 2, SPEC, True)
+    total = bodies.EncodedBody.total_size(sizes[:2])
+    body = bodies.write(wh, enc, 1, 2, "abcdef012345", tmp_path / "rows", total)
+    pieces = list(body._pieces())
+    assert [len(p) for p in pieces] == sizes
+    for index, (piece, p) in enumerate(zip(pieces, planned)):
+        got = json.loads(piece)
+        assert got["custom_id"] == packing.custom_id("abcdef012345", index)
+        expected = p.params
+        # The warehouse may order rows differently inside a message; every row is tagged with its id.
+        assert sorted(prompts.parse_rows(got["params"]["messages"][0]["content"])) == sorted(
+            prompts.parse_rows(expected["messages"][0]["content"]))
+        got["params"]["messages"] = expected["messages"] = None
+        assert got["params"] == expected
+    sent = b"".join(body)
+    assert len(sent) == body.size == total
+    whole = json.loads(sent)
+    assert len(whole["requests"]) == 2
