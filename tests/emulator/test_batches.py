@@ -174,6 +174,19 @@ def test_received_log_per_batch_request(emulator, client):
     assert [json.loads(line)["custom_id"] for line in lines] == ["a", "b"]
 
 
+def test_received_log_outlives_the_batch(emulator, client):
+    # A create only leaves a placeholder in the log (received.py); it must not need the batch later.
+    batch = client.messages.batches.create(requests=requests_for(["one", "two"]))
+    wait_ended(client, batch.id)
+    client.messages.batches.delete(batch.id)
+    assert [e["rows"] for e in emulator.received(batch.id)] == [["one"], ["two"]]
+    assert not (emulator.server.received.pending_dir).exists()
+    second = client.messages.batches.create(requests=requests_for(["three"]))
+    lines = httpx2.get(f"{emulator.base_url}/_emulator/received").text.splitlines()
+    assert [json.loads(line)["rows"] for line in lines] == [["one"], ["two"], ["three"]]
+    assert all(json.loads(line)["batch"] in (batch.id, second.id) for line in lines)
+
+
 def test_stats_endpoint(emulator, client):
     batch = client.messages.batches.create(requests=requests_for(TEXTS))
     wait_ended(client, batch.id)

@@ -311,6 +311,86 @@ def test_streamed_parser_rejects_bad_bodies(body, message):
         list(iter_batch_requests(_reader(body, 5)))
 
 
+def _tricky_requests() -> list[dict]:
+    """Requests that trip a guess of where one request ends (validation._StreamedBody.element)."""
+    return [
+        {"custom_id": "a", "params": {"text": 'a row with },{"custom_id":"b" in it'}},
+        {"custom_id": "b", "params": {"x": [{"a": 1}, {"custom_id": "nested, not a request"}]}},
+        {"params": {"n": 1}, "custom_id": "c"},
+        {"custom_id": "d", "params": {"text": "long " * 40_000}},  # bigger than the read-ahead
+        {"custom_id": "e", "params": {"text": "héllo ✓ 😀 \u2028", "big": 10**30, "f": -1.5e300}},
+        {"custom_id": "f", "params": {}},
+    ]
+
+
+@pytest.mark.parametrize("step", [1, 7, 4096, 1 << 20])
+@pytest.mark.parametrize("separators", [(",", ":"), (", ", ": ")], ids=["compact", "spaced"])
+def test_streamed_parser_splits_requests_exactly(step, separators):
+    import json as _json
+
+    from claude_batch.emulator.validation import iter_batch_requests
+
+    encoded = [_json.dumps(item, separators=separators, ensure_ascii=False).encode() for item in _tricky_requests()]
+    # JSON the stdlib takes that the fast parser may not: an escaped key, a lone surrogate.
+    encoded.append(b'{"custom\\u005fid":"g","params":{"t":"\\ud800"}}')
+    body = b'{"requests": [' + separators[0].encode().join(encoded) + b"]}"
+    parsed = list(iter_batch_requests(_reader(body, step)))
+    assert [value for _, value in parsed] == _json.loads(body)["requests"]
+    assert [raw for raw, _ in parsed] == encoded  # each request's bytes exactly as sent
+
+
+def test_compact_bodies_take_the_fast_path(monkeypatch):
+    """A request at a time in one fast parse: the stdlib parser only sees the key and the last one."""
+    import json as _json
+
+    from claude_batch.emulator import validation
+
+    slow = []
+    value = validation._StreamedBody.value
+    monkeypatch.setattr(validation._StreamedBody, "value", lambda self, decoder: slow.append(1) or value(self, decoder))
+    body = _json.dumps({"requests": requests_for([f"row {i}" for i in range(50)])}, separators=(",", ":")).encode()
+    assert len(list(validation.iter_batch_requests(_reader(body, 4096)))) == 50
+    assert len(slow) == 2
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (b'{"custom_id":"b","params":{"x":tru}}', "invalid JSON"),
+        (b'{"custom_id":"b","params":{"x":"\xff"}}', "UTF-8"),
+        (b'{"custom_id":"b","params":{"x":"tab\there"}}', "invalid JSON: Invalid control character"),
+        (b'{"custom_id":"b","params":{}}{"custom_id":"b2","params":{}}', "expecting ',' or ']'"),
+        (b'{"custom_id":"b","params":{"x":[1,]}}', "invalid JSON"),
+    ],
+)
+def test_streamed_parser_rejects_a_bad_request_between_good_ones(bad, message):
+    from claude_batch.emulator.validation import BodyError, iter_batch_requests
+
+    good = b'{"custom_id":"a","params":{}}'
+    body = b'{"requests":[' + good + b"," + bad + b"," + good.replace(b'"a"', b'"c"') + b"]}"
+    for step in (3, 1 << 20):
+        with pytest.raises(BodyError, match=message):
+            list(iter_batch_requests(_reader(body, step)))
+
+
+def test_envelope_errors_name_the_request_in_a_compact_body(emulator):
+    import json as _json
+
+    requests = requests_for(["a", "b", "c", "d"])
+    requests[2]["custom_id"] = "bad id"
+    requests[3]["custom_id"] = requests[1]["custom_id"]
+    json_type = {"content-type": "application/json"}
+    body = _json.dumps({"requests": requests}, separators=(",", ":")).encode()
+    response = _raw(emulator, "POST", "/v1/messages/batches", content=body, headers=json_type)
+    _assert_error_json(response, 400, "invalid_request_error")
+    assert response.json()["error"]["message"].startswith("requests.2.custom_id: String should match pattern")
+    requests[2]["custom_id"] = "fine"
+    body = _json.dumps({"requests": requests}, separators=(",", ":")).encode()
+    response = _raw(emulator, "POST", "/v1/messages/batches", content=body, headers=json_type)
+    _assert_error_json(response, 400, "invalid_request_error")
+    assert response.json()["error"]["message"].startswith("requests.3.custom_id: Duplicate custom_id 'r1'")
+
+
 def test_pretty_printed_batch_body_is_accepted(emulator, client):
     import json as _json
 

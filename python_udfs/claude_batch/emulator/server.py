@@ -316,8 +316,12 @@ class _Handler(BaseHTTPRequestHandler):
             headers["retry-after"] = "1"
         self._send_bytes(exc.status, body, "application/json", headers)
 
-    def _send_file(self, path: Path, content_type: str, *, cut: bool = False) -> None:
-        size = path.stat().st_size
+    def _send_file(
+        self, path: Path, content_type: str, *, cut: bool = False, size: int | None = None
+    ) -> None:
+        """Send the file (its first ``size`` bytes if given); ``cut``: only half, then drop the line."""
+        if size is None:
+            size = path.stat().st_size
         self.send_response(200)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(size))
@@ -556,9 +560,11 @@ class _Handler(BaseHTTPRequestHandler):
         count = 0
         limit = emu.settings.max_batch_requests
         try:
-            with open(tmp / "requests.jsonl", "w", encoding="utf-8", buffering=CHUNK) as requests, open(
-                tmp / "received.part", "w", encoding="utf-8", buffering=CHUNK
-            ) as received:
+            # Each request goes to disk as the bytes received (no re-serialising); the received log only
+            # gets a placeholder (received.py): the per-request rows are parsed when it is read.
+            with open(tmp / "requests.jsonl", "wb") as requests:
+                lines: list[bytes] = []
+                size = 0
                 for raw, item in iter_batch_requests(stream.read):
                     if count >= limit:
                         raise ApiError(
@@ -566,14 +572,19 @@ class _Handler(BaseHTTPRequestHandler):
                             f"requests: a batch holds at most {limit} requests",
                             error_type="request_too_large",
                         )
-                    custom_id, params = check_envelope(count, item, seen)
+                    check_envelope(count, item, seen)
                     count += 1
-                    if "\n" in raw or "\r" in raw:
-                        raw = json.dumps(item, ensure_ascii=False)
-                    requests.write(raw)
-                    requests.write("\n")
-                    received.write(json.dumps(record(batch_id, custom_id, params, stamp), ensure_ascii=False))
-                    received.write("\n")
+                    if b"\n" in raw or b"\r" in raw:
+                        raw = json.dumps(item, ensure_ascii=False).encode()  # one request per line
+                    lines.append(raw)
+                    size += len(raw)
+                    if size >= CHUNK:  # one write per MB, not two per request
+                        lines.append(b"")
+                        requests.write(b"\n".join(lines))
+                        lines, size = [], 0
+                if lines:
+                    lines.append(b"")
+                    requests.write(b"\n".join(lines))
             if count == 0:
                 raise ApiError(400, "requests: List should have at least 1 item after validation, not 0")
             emu.limiter.check_queue(store.queued_requests(), count)
@@ -600,9 +611,7 @@ class _Handler(BaseHTTPRequestHandler):
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        folder = store.dir(batch_id)
-        emu.received.append_file(folder / "received.part")
-        (folder / "received.part").unlink()
+        emu.received.append_batch(batch_id, store.dir(batch_id) / "requests.jsonl", stamp)
         emu.count("batch_requests_received", count)
         emu.worker.enqueue(batch_id)
         self._send_json(200, store.api_object(meta, self._base_url()))
@@ -704,7 +713,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._allow(method, "GET")
             batch = (query.get("batch") or [None])[-1]
             if batch is None:
-                return self._send_file(emu.received.path, "application/x-jsonl")
+                size = emu.received.materialize()
+                return self._send_file(emu.received.path, "application/x-jsonl", size=size)
             lines = [json.dumps(e, ensure_ascii=False) + "\n" for e in emu.received if e.get("batch") == batch]
             return self._send_bytes(200, "".join(lines).encode(), "application/x-jsonl")
         if name == "stats":

@@ -53,120 +53,201 @@ def _bad(message: str, status: int = 400, error_type: str | None = None) -> Para
 
 # ---------------------------------------------------------------------------- batch envelope
 
-_WS_RE = re.compile(r"[ \t\n\r]*")
+try:
+    # jiter (pydantic_core, installed with the anthropic SDK's pydantic 2): parses UTF-8 bytes without
+    # a str copy of the body, about twice as fast as the stdlib on request-sized values.
+    from pydantic_core import from_json as _jiter_loads
+
+    _jiter_loads(b"{}", allow_inf_nan=True, cache_strings="keys")  # too old for these options: TypeError
+except (ImportError, TypeError):  # pragma: no cover - pydantic 1 or an early pydantic 2
+    _jiter_loads = None
+
+_WS = b" \t\n\r"
+_WS_RE = re.compile(rb"[ \t\n\r]*")
 _READ_CHUNK = 1 << 20
-_MAX_ELEMENT_CHARS = 40 * (1 << 20)  # one request can hold at most a 32 MB Messages body
+_MIN_AHEAD = 1 << 16
+_MAX_AHEAD = 4 << 20  # past this, the odd cut-off parse is cheap next to the value's own
+_MAX_ELEMENT_BYTES = 40 * (1 << 20)  # one request can hold at most a 32 MB Messages body
+# Where the next request most likely starts: "}" "," "{" and its first key. Only a guess, see element().
+_NEXT_REQUEST_RE = re.compile(rb'\}[ \t\n\r]*,[ \t\n\r]*\{[ \t\n\r]*"(?:custom_id|params)"')
+_COMPACT_NEXT = b'},{"custom_id"'  # the same in compact JSON: bytes.find is twice as fast as the regex
 
 
 class BodyError(ValueError):
     pass
 
 
-class _StreamedText:
-    """UTF-8 text decoded from ``read`` as parsing needs it, never more than one request ahead."""
+def _fast_loads(data: bytes) -> Any:
+    """A complete JSON value, or ValueError. Accepts a subset of what the stdlib accepts (jiter
+    rejects lone surrogate escapes, the stdlib takes them), so a rejection here is never final."""
+    if _jiter_loads is not None:
+        return _jiter_loads(data, allow_inf_nan=True, cache_strings="keys")
+    return json.loads(data.decode("utf-8"))
+
+
+class _StreamedBody:
+    """The body's bytes, read from ``read`` as parsing needs them, about one request ahead."""
 
     def __init__(self, read: Callable[[int], bytes]) -> None:
         self._read = read
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
-        self.buf = ""
+        self.buf = b""
         self.pos = 0
         self.eof = False
+        self._ahead = _MIN_AHEAD  # bytes wanted in the buffer before parsing a value
+        self._compact = True  # look for _COMPACT_NEXT first (until a body shows otherwise)
 
     def fill(self, size: int = _READ_CHUNK) -> bool:
-        """Append more text; False at the end of the body."""
+        """Append more of the body; False at its end."""
         if self.eof:
             return False
         data = self._read(size)
-        try:
-            text = self._decoder.decode(data, final=not data)
-        except UnicodeDecodeError:
-            raise BodyError("request body is not valid UTF-8") from None
         if not data:
             self.eof = True
-        self.buf = self.buf[self.pos :] + text
+            return False
+        self.buf = self.buf[self.pos :] + data
         self.pos = 0
-        return bool(data) or bool(text)
+        return True
 
-    def peek(self) -> str:
-        """Next non-whitespace character ('' at the end), without consuming it."""
+    def peek(self) -> bytes:
+        """Next non-whitespace byte (b'' at the end), without consuming it."""
+        pos = self.pos
+        if pos < len(self.buf) and self.buf[pos] not in _WS:
+            return self.buf[pos : pos + 1]  # compact JSON: no whitespace to skip
         while True:
             self.pos = _WS_RE.match(self.buf, self.pos).end()
             if self.pos < len(self.buf):
-                return self.buf[self.pos]
+                return self.buf[self.pos : self.pos + 1]
             if not self.fill():
-                return ""
+                return b""
 
-    def expect(self, char: str, what: str) -> None:
+    def fail(self, message: str) -> BodyError:
+        """The error for an unexpected byte here: invalid UTF-8 is named as such."""
+        try:
+            codecs.utf_8_decode(self.buf[self.pos : self.pos + 4], "strict", False)
+        except UnicodeDecodeError:
+            return BodyError("request body is not valid UTF-8")
+        return BodyError(message)
+
+    def expect(self, char: bytes, what: str) -> None:
         if self.peek() != char:
-            raise BodyError(what)
+            raise self.fail(what)
         self.pos += 1
 
-    def value(self, decoder: json.JSONDecoder) -> tuple[str, Any]:
-        """(raw JSON text, value) of the next JSON value, reading more of the body if needed."""
+    def _read_ahead(self) -> None:
+        # Parse once the buffer most likely holds the whole value: a value cut off at the end of
+        # the buffer costs a wasted parse (and, for the stdlib, a JSONDecodeError counting lines).
+        while len(self.buf) - self.pos < self._ahead and self.fill():
+            pass
+
+    def _took(self, size: int) -> None:
+        self.pos += size
+        self._ahead = min(max(_MIN_AHEAD, 2 * size), _MAX_AHEAD)
+
+    def element(self, decoder: json.JSONDecoder) -> tuple[bytes, Any]:
+        """(raw JSON bytes, value) of the next element of the requests array.
+
+        Fast path: guess where the request ends (where the next one starts) and parse that slice. A
+        guess is only taken when the slice parses on its own as a JSON object: objects are
+        prefix-free, so the slice is then exactly the element, whatever the guess was based on.
+        Anything else (the last request, a wrong guess, odd JSON) goes through ``value``.
+        """
         self.peek()
-        size = _READ_CHUNK
+        self._read_ahead()
+        buf, pos = self.buf, self.pos
+        if buf[pos : pos + 1] == b"{":
+            limit = min(len(buf), pos + self._ahead)
+            end = buf.find(_COMPACT_NEXT, pos, limit) if self._compact else -1
+            if end < 0:
+                match = _NEXT_REQUEST_RE.search(buf, pos, limit)
+                end = -1 if match is None else match.start()
+                self._compact = match is None  # a body with spaces or other key order: regex first
+            if end >= 0:
+                raw = buf[pos : end + 1]
+                try:
+                    value = _fast_loads(raw)
+                except ValueError:
+                    value = None
+                if isinstance(value, dict):
+                    self._took(len(raw))
+                    return raw, value
+        return self.value(decoder)
+
+    def value(self, decoder: json.JSONDecoder) -> tuple[bytes, Any]:
+        """(raw JSON bytes, value) of the next JSON value, parsed by the stdlib (its error messages)."""
+        self.peek()
+        self._read_ahead()
+        size = self._ahead
         while True:
+            window = self.buf[self.pos : self.pos + size]
+            final = self.eof and self.pos + size >= len(self.buf)
             try:
-                value, end = decoder.raw_decode(self.buf, self.pos)
-                # A number may go on in the next chunk; anything else ends with its own delimiter.
-                if end < len(self.buf) or self.eof or not isinstance(value, (int, float)):
-                    raw = self.buf[self.pos : end]
-                    self.pos = end
+                text, _ = codecs.utf_8_decode(window, "strict", final)
+            except UnicodeDecodeError:
+                raise BodyError("request body is not valid UTF-8") from None
+            try:
+                value, end = decoder.raw_decode(text)
+                # A number may go on past the window; anything else ends with its own delimiter.
+                if end < len(text) or final or not isinstance(value, (int, float)):
+                    raw = text[:end].encode("utf-8")
+                    self._took(len(raw))
                     return raw, value
             except json.JSONDecodeError as exc:
-                if self.eof or len(self.buf) - self.pos > _MAX_ELEMENT_CHARS:
+                if final or size > _MAX_ELEMENT_BYTES:
                     raise BodyError(f"invalid JSON: {exc.msg}") from None
-            if not self.fill(size):
-                continue  # now at eof: the next attempt decides
-            size = min(size * 2, 16 * _READ_CHUNK)
+            size *= 2
+            while self.pos + size > len(self.buf) and self.fill(max(size, _READ_CHUNK)):
+                pass
 
 
-def iter_batch_requests(read: Callable[[int], bytes]) -> Iterator[tuple[str, Any]]:
+def iter_batch_requests(read: Callable[[int], bytes]) -> Iterator[tuple[bytes, Any]]:
     """Yield ``(raw_json, value)`` for each element of the body's top-level ``requests`` array.
 
-    ``read(n)`` returns up to n more bytes of the body (b"" at its end): the body is decoded and
-    parsed a chunk at a time, so memory stays at one chunk plus one request whatever the upload.
-    Other top-level keys are rejected (only ``requests`` is allowed). Raises BodyError on anything
-    that is not a JSON object with a ``requests`` array.
+    ``read(n)`` returns up to n more bytes of the body (b"" at its end): the body is parsed a chunk
+    at a time, so memory stays at one chunk plus about two requests whatever the upload. Each
+    ``raw_json`` is the element's bytes as sent (valid UTF-8). Other top-level keys are rejected
+    (only ``requests`` is allowed). Raises BodyError on anything that is not a JSON object with a
+    ``requests`` array.
     """
     decoder = json.JSONDecoder()
-    text = _StreamedText(read)
-    text.expect("{", "request body must be a JSON object")
+    body = _StreamedBody(read)
+    body.expect(b"{", "request body must be a JSON object")
     seen_requests = False
-    if text.peek() == "}":
-        text.pos += 1
+    if body.peek() == b"}":
+        body.pos += 1
     else:
         while True:
-            if text.peek() != '"':
-                raise BodyError("invalid JSON: expecting a property name")
-            _, key = text.value(decoder)
-            text.expect(":", "invalid JSON: expecting ':'")
+            if body.peek() != b'"':
+                raise body.fail("invalid JSON: expecting a property name")
+            _, key = body.value(decoder)
+            body.expect(b":", "invalid JSON: expecting ':'")
             if key != "requests":
-                text.value(decoder)  # must be valid JSON before being rejected as unknown
+                body.value(decoder)  # must be valid JSON before being rejected as unknown
                 raise BodyError(f"{key}: Extra inputs are not permitted")
             if seen_requests:
                 raise BodyError("requests: given twice")
             seen_requests = True
-            text.expect("[", "requests: Input should be a valid list")
-            if text.peek() == "]":
-                text.pos += 1
+            body.expect(b"[", "requests: Input should be a valid list")
+            if body.peek() == b"]":
+                body.pos += 1
             else:
                 while True:
-                    yield text.value(decoder)
-                    following = text.peek()
-                    text.pos += 1
-                    if following == "]":
+                    yield body.element(decoder)
+                    following = body.peek()
+                    if following == b"]":
+                        body.pos += 1
                         break
-                    if following != ",":
-                        raise BodyError("invalid JSON: expecting ',' or ']' in requests")
-            following = text.peek()
-            text.pos += 1
-            if following == "}":
+                    if following != b",":
+                        raise body.fail("invalid JSON: expecting ',' or ']' in requests")
+                    body.pos += 1
+            following = body.peek()
+            if following == b"}":
+                body.pos += 1
                 break
-            if following != ",":
-                raise BodyError("invalid JSON: expecting ',' or '}'")
-    if text.peek() != "":
-        raise BodyError("invalid JSON: extra data after the body")
+            if following != b",":
+                raise body.fail("invalid JSON: expecting ',' or '}'")
+            body.pos += 1
+    if body.peek() != b"":
+        raise body.fail("invalid JSON: extra data after the body")
     if not seen_requests:
         raise BodyError("requests: Field required")
 
