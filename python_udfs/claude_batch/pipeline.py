@@ -44,7 +44,9 @@ except Exception:  # pragma: no cover - dbt is a dependency, but keep the librar
 _py_log = logging.getLogger("claude_batch")
 
 LOCK_STALE_AFTER_S = 3 * 3600
+ROWS = "cb_tmp_rows"  # this run's source rows (temp table): keys, text, text_hash, truncated, skip_reason
 PENDING = "cb_tmp_pending"  # this run's pending items (temp table): rn, text_hash, text, n_rows, attempt, alone, chars
+PER_VERSION = "cb_tmp_per_version"  # this run's StateStore.per_version_sql, materialised by gather
 
 
 def info(message: str) -> None:
@@ -139,6 +141,7 @@ class Pipeline:
             run_id=uuid.uuid4().hex[:16], classifier=cfg.name, version=cfg.version, mode=cfg.mode, dry_run=cfg.dry_run
         )
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{self.run.run_id}"
+        self._per_version_fresh = False  # PER_VERSION holds every result written so far
 
     @property
     def client(self):
@@ -153,10 +156,10 @@ class Pipeline:
         self.store.record_version(self.cfg.name, self.cfg.version, self.cfg.spec.model, config_mod.describe(self.cfg))
         # Render and hash the source once per run (a temp table): gather and the output both read it.
         self.wh.execute(
-            "CREATE OR REPLACE TEMP TABLE cb_tmp_rows AS "
+            f"CREATE OR REPLACE TEMP TABLE {ROWS} AS "
             + source_rows.rows_sql(self.wh, self.source_sql, self.cfg)
         )
-        self.rows_sql = "SELECT * FROM cb_tmp_rows"
+        self.rows_sql = f"SELECT * FROM {ROWS}"
         keys = source_rows.key_list(self.wh, self.cfg.key_columns)
         total, null_keys, dup_keys = self.wh.fetchall(
             "SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE nk), 0), count(*) FILTER (WHERE NOT nk AND n > 1) "
@@ -247,6 +250,7 @@ class Pipeline:
             if got is None:
                 running += 1
                 continue
+            self._per_version_fresh = False
             self.run.collected_requests += got.requests
             self.run.collected_items += got.items
             self.run.billed_usd += got.billed_usd
@@ -274,7 +278,12 @@ class Pipeline:
         so memory stays bounded whatever the backlog.
         """
         accepted = self.store.accepted_versions(self.cfg.name, self.cfg.version, self.cfg.reclassify)
-        sql = self.store.pending_sql(self.rows_sql, self.cfg.version, accepted, self.cfg.max_attempts)
+        # The per-(version, text) summary of the results, once per run: the output reuses it unless
+        # results are written after this point (the real-time path).
+        self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {PER_VERSION} AS {self.store.per_version_sql(accepted)}")
+        self._per_version_fresh = True
+        sql = self.store.pending_sql(self.rows_sql, self.cfg.version, accepted, self.cfg.max_attempts,
+                                     per_version=f"SELECT * FROM {PER_VERSION}")
         limit = f" LIMIT {int(self.cfg.max_rows_per_run)}" if self.cfg.max_rows_per_run is not None else ""
         # rn numbers the items densely in (alone, text hash) order: packing is arithmetic on it.
         self.wh.execute(
@@ -311,6 +320,7 @@ class Pipeline:
             from . import realtime
 
             planned = packing.fetch_planned(self.wh, PENDING, 1, admitted[-1].req_no, self.cfg.spec, plan.mark)
+            self._per_version_fresh = False  # real-time answers are written now
             realtime.submit(self, planned, prefix, plan.mark)
         else:
             self._submit_batches(admitted, prefix, plan.mark)
@@ -443,60 +453,80 @@ class Pipeline:
         self.store.record_intent(batch_row, requests, items)
 
     def output_sql(self, this_sql: str | None) -> str:
-        """Every source row with its current classification (or why it has none)."""
+        """Every source row with its current classification (or why it has none); with ``this_sql``
+        (an incremental run), only the rows whose classification changed since that table was written.
+
+        Built narrow first (keys, state, the winning result's row id), so the comparison with the
+        model's table, and on a nightly no-op run nearly everything, happens on a few columns; the wide
+        result row (labels, answers, errors) is fetched by row id only for the rows returned.
+        """
         accepted = self.store.accepted_versions(self.cfg.name, self.cfg.version, self.cfg.reclassify)
-        rank = " ".join(f"WHEN '{v}' THEN {i}" for i, v in enumerate(accepted))
-        keys = source_rows.key_list(self.wh, self.cfg.key_columns, "s")
+        key_cols = [self.wh.q(k) for k in self.cfg.key_columns]
         t = self.store.t
-        v = self.cfg.version
-        label_expr = "r.labels" if self.cfg.spec.multi_label else "CASE WHEN r.status = 'succeeded' THEN r.labels[1] END"
-        # One aggregate per source (no window, no re-scan of the items): the result that counts per
-        # text is a success if any accepted version has one, else the current version's latest.
-        select = f"""
-            WITH s AS ({self.rows_sql}),
-            win AS (
-                SELECT text_hash, arg_min(struct_pack(rid, attempts_billed_usd, attempts_naive_usd),
-                                          (status <> 'succeeded', CASE version {rank} END)) AS w
-                FROM ({self.store.per_version_sql(accepted)}) p GROUP BY text_hash
-            ),
-            res AS (
-                SELECT win.text_hash, r.status, r.labels, r.error_type, r.error_message, r.raw_answer, r.version,
-                       r.model, r.custom_id, r.batch_id, r.attempt, r.collected_at,
-                       win.w.attempts_billed_usd AS billed_usd, win.w.attempts_naive_usd AS naive_usd
-                FROM win JOIN {t['cb_results']} r ON r.rowid = win.w.rid
-            ),
-            busy AS ({self.store.busy_sql(v)}),
-            sharing AS (SELECT text_hash, count(*) AS n FROM s WHERE skip_reason IS NULL GROUP BY text_hash)
-            SELECT {keys},
-                   {label_expr} AS label,
-                   CASE WHEN r.status = 'succeeded' THEN r.labels END AS labels,
+        per_version = (f"SELECT * FROM {PER_VERSION}" if self._per_version_fresh
+                       else self.store.per_version_sql(accepted))
+        cols = "rid, status, version, attempt, collected_at"
+        if len(accepted) == 1:
+            win = f"SELECT text_hash, {cols}, attempts_billed_usd AS billed_usd, attempts_naive_usd AS naive_usd FROM ({per_version}) p"
+        else:
+            # The result that counts per text: a success if any accepted version has one, else the
+            # current version's; between successes, the newest version.
+            rank = " ".join(f"WHEN {_lit(v)} THEN {i}" for i, v in enumerate(accepted))
+            order = f"(CAST(status <> 'succeeded' AS BIGINT) * 1000000 + CASE version {rank} END)"
+            picks = ", ".join(f"arg_min({c}, {order}) AS {c}" for c in cols.split(", "))
+            win = (f"SELECT text_hash, {picks}, arg_min(attempts_billed_usd, {order}) AS billed_usd, "
+                   f"arg_min(attempts_naive_usd, {order}) AS naive_usd FROM ({per_version}) p GROUP BY text_hash")
+        keys_s = ", ".join(f"s.{c}" for c in key_cols)
+        narrow = f"""
+            SELECT {keys_s}, s.text_hash, s.truncated, w.rid, w.version, w.attempt, w.collected_at,
+                   w.billed_usd, w.naive_usd, b.custom_id AS busy_custom_id,
                    CASE WHEN s.skip_reason IS NOT NULL THEN 'skipped_' || s.skip_reason
-                        WHEN r.status IS NOT NULL AND NOT (b.text_hash IS NOT NULL AND r.status <> 'succeeded') THEN r.status
+                        WHEN w.status IS NOT NULL AND NOT (b.text_hash IS NOT NULL AND w.status <> 'succeeded') THEN w.status
                         WHEN b.text_hash IS NOT NULL THEN 'in_flight'
-                        ELSE 'pending' END AS status,
-                   r.error_type, r.error_message, r.raw_answer,
-                   '{self.cfg.name}' AS classifier, r.version AS classifier_version, r.model,
-                   coalesce(r.custom_id, b.custom_id) AS custom_id, r.batch_id, r.attempt,
-                   s.text_hash, s.truncated,
-                   r.billed_usd / sh.n AS cost_usd, r.naive_usd AS naive_usd,
-                   r.collected_at AS classified_at
-            FROM s
-            LEFT JOIN res r ON r.text_hash = s.text_hash AND s.skip_reason IS NULL
+                        ELSE 'pending' END AS status
+            FROM {ROWS} s
+            LEFT JOIN win w ON w.text_hash = s.text_hash AND s.skip_reason IS NULL
             LEFT JOIN busy b ON b.text_hash = s.text_hash AND s.skip_reason IS NULL
-            LEFT JOIN sharing sh ON sh.text_hash = s.text_hash
             WHERE s.skip_reason IS DISTINCT FROM 'null_key'
         """
-        if this_sql is None:
-            return select
-        # Only rows whose classification changed: the incremental model keeps the rest.
-        # EXCEPT compares NULLs as equal, which NOT IN would not.
-        cols = [self.wh.q(k) for k in self.cfg.key_columns]
-        tracked = ", ".join(cols + ["status", "classifier_version", "custom_id", "attempt"])
-        match = " AND ".join(f"ch.{c} = cur.{c}" for c in cols)
+        if this_sql is not None:
+            # Only rows whose classification changed: the incremental model keeps the rest. A result
+            # is identified by (version, attempt, collected_at); a row in flight by its custom_id.
+            match = " AND ".join(f"o.{c} = n.{c}" for c in key_cols)
+            narrow = f"""
+                SELECT n.* FROM ({narrow}) n LEFT JOIN {this_sql} o ON {match}
+                WHERE o.{key_cols[0]} IS NULL
+                   OR n.status IS DISTINCT FROM o.status
+                   OR n.version IS DISTINCT FROM o.classifier_version
+                   OR n.attempt IS DISTINCT FROM o.attempt
+                   OR n.collected_at IS DISTINCT FROM o.classified_at
+                   OR (n.rid IS NULL AND n.busy_custom_id IS DISTINCT FROM o.custom_id)
+            """
+        label_expr = "r.labels" if self.cfg.spec.multi_label else "CASE WHEN n.status = 'succeeded' THEN r.labels[1] END"
+        keys_n = ", ".join(f"n.{c}" for c in key_cols)
+        # How many source rows share each text (its cost is split between them); an incremental run
+        # counts only the texts it returns.
+        only_returned = "" if this_sql is None else "AND text_hash IN (SELECT text_hash FROM n)"
         return f"""
-            WITH cur AS MATERIALIZED ({select}),
-            changed AS (SELECT {tracked} FROM cur EXCEPT SELECT {tracked} FROM {this_sql})
-            SELECT * FROM cur WHERE EXISTS (SELECT 1 FROM changed ch WHERE {match})
+            WITH win AS ({win}),
+            busy AS ({self.store.busy_sql(self.cfg.version)}),
+            n AS ({narrow}),
+            sharing AS (
+                SELECT text_hash, count(*) AS n FROM {ROWS}
+                WHERE skip_reason IS NULL {only_returned} GROUP BY text_hash
+            )
+            SELECT {keys_n},
+                   {label_expr} AS label,
+                   CASE WHEN n.status = 'succeeded' THEN r.labels END AS labels,
+                   n.status, r.error_type, r.error_message, r.raw_answer,
+                   {_lit(self.cfg.name)} AS classifier, n.version AS classifier_version, r.model,
+                   coalesce(r.custom_id, n.busy_custom_id) AS custom_id, r.batch_id, n.attempt,
+                   n.text_hash, n.truncated,
+                   n.billed_usd / sh.n AS cost_usd, n.naive_usd AS naive_usd,
+                   n.collected_at AS classified_at
+            FROM n
+            LEFT JOIN {t['cb_results']} r ON r.rowid = n.rid
+            LEFT JOIN sharing sh ON sh.text_hash = n.text_hash
         """
 
     def finish(self) -> None:
