@@ -20,8 +20,8 @@ def assert_error_shape(exc: anthropic.APIStatusError, status: int, error_type: s
 
 @pytest.mark.parametrize(
     "custom_id",
-    ["has space", "dot.ted", "", "x" * 65, "émoji"],
-    ids=["space", "dot", "empty", "too-long", "non-ascii"],
+    ["has space", "dot.ted", "", "x" * 65, "émoji", "trailing-newline\n"],
+    ids=["space", "dot", "empty", "too-long", "non-ascii", "trailing-newline"],
 )
 def test_bad_custom_id_fails_the_create(client, custom_id):
     requests = requests_for(["a"]) + [{"custom_id": custom_id, "params": params_for(["b"])}]

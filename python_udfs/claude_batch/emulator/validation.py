@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 from .. import catalog
 from .errors import ApiError
 
-CUSTOM_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+CUSTOM_ID_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # used with fullmatch: "$" would let "id\n" through
 MAX_BATCH_REQUESTS = 100_000
 MAX_BREAKPOINTS = 4
 
@@ -266,7 +266,7 @@ def check_envelope(index: int, item: Any, seen: set[str]) -> tuple[str, Any]:
     custom_id = item["custom_id"]
     if not isinstance(custom_id, str):
         raise ApiError(400, f"requests.{index}.custom_id: Input should be a valid string")
-    if not CUSTOM_ID_RE.match(custom_id):
+    if not CUSTOM_ID_RE.fullmatch(custom_id):
         raise ApiError(
             400,
             f"requests.{index}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'",
