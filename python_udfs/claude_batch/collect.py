@@ -44,6 +44,13 @@ _ANS_SCHEMA = pa.schema([
 ])
 
 
+_USAGE_SHAPE = json.dumps({
+    "input_tokens": "BIGINT", "output_tokens": "BIGINT", "cache_creation_input_tokens": "BIGINT",
+    "cache_read_input_tokens": "BIGINT", "service_tier": "VARCHAR",
+    "cache_creation": {"ephemeral_5m_input_tokens": "BIGINT", "ephemeral_1h_input_tokens": "BIGINT"},
+})
+
+
 @dataclass
 class Collected:
     requests: int = 0
@@ -151,7 +158,8 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
         SELECT l.custom_id, r.item_count,
                json_extract_string(l.result, '$.type') AS type,
                json_extract(l.result, '$.message') AS message,
-               json_extract(l.result, '$.error.error') AS error
+               json_extract(l.result, '$.error.error') AS error,
+               from_json(json_extract(l.result, '$.message.usage'), '{_USAGE_SHAPE}') AS u
         FROM {source} l
         JOIN {t['cb_requests']} r ON r.custom_id = l.custom_id AND r.submission_key = ?""", [submission_key])
     lines = wh.scalar(f"SELECT count(*) FROM {source}")
@@ -176,16 +184,16 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
         ) a
         WHERE json_type(answer, '$.groups') = 'ARRAY'""")
 
+    # Usage was read once per line into a typed struct (``u``); cache writes by TTL when the API
+    # breaks them down, else the single cache_creation_input_tokens figure counts as 5-minute writes.
     usage = {
-        "input_tokens": "coalesce(CAST(json_extract(message, '$.usage.input_tokens') AS BIGINT), 0)",
-        "output_tokens": "coalesce(CAST(json_extract(message, '$.usage.output_tokens') AS BIGINT), 0)",
-        "cache_write_5m_tokens": """CASE WHEN json_extract(message, '$.usage.cache_creation') IS NULL
-                OR json_type(message, '$.usage.cache_creation') = 'NULL'
-            THEN coalesce(CAST(json_extract(message, '$.usage.cache_creation_input_tokens') AS BIGINT), 0)
-            ELSE coalesce(CAST(json_extract(message, '$.usage.cache_creation.ephemeral_5m_input_tokens') AS BIGINT), 0) END""",
-        "cache_write_1h_tokens": "coalesce(CAST(json_extract(message, '$.usage.cache_creation.ephemeral_1h_input_tokens') AS BIGINT), 0)",
-        "cache_read_tokens": "coalesce(CAST(json_extract(message, '$.usage.cache_read_input_tokens') AS BIGINT), 0)",
-        "service_tier": "coalesce(json_extract_string(message, '$.usage.service_tier'), 'standard')",
+        "input_tokens": "coalesce(u.input_tokens, 0)",
+        "output_tokens": "coalesce(u.output_tokens, 0)",
+        "cache_write_5m_tokens": """CASE WHEN u.cache_creation IS NULL THEN coalesce(u.cache_creation_input_tokens, 0)
+            ELSE coalesce(u.cache_creation.ephemeral_5m_input_tokens, 0) END""",
+        "cache_write_1h_tokens": "coalesce(u.cache_creation.ephemeral_1h_input_tokens, 0)",
+        "cache_read_tokens": "coalesce(u.cache_read_input_tokens, 0)",
+        "service_tier": "coalesce(u.service_tier, 'standard')",
     }
     label_rows = ", ".join(
         f"({quote_literal(label)}, {pos}, {single_answer_tokens(label)})" for pos, label in enumerate(spec.label_names)
@@ -243,7 +251,8 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
             FROM cb_tmp_pairs p LEFT JOIN cb_tmp_labels l ON l.label = p.label
             GROUP BY ALL
         )
-        SELECT i.custom_id, i.item_id,
+        -- Rows the answer names; a row it does not name stays out and is 'missing' (apply_staging).
+        SELECT pi.custom_id, pi.item_id,
                CASE WHEN pi.has_bad THEN 'invalid_output'
                     WHEN pi.first_pos IS NULL THEN 'missing'
                     WHEN {several} THEN 'invalid_output'
@@ -254,10 +263,7 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
                     WHEN {several} THEN {several_msg}
                     END,
                CASE WHEN pi.first_pos IS NOT NULL AND NOT ({several}) THEN {answer_tokens} ELSE 0 END
-        FROM {store.t['cb_request_items']} i
-        JOIN cb_tmp_answers a ON a.custom_id = i.custom_id
-        LEFT JOIN (SELECT *, chr(39) || bad_label || chr(39) AS quote_bad FROM per_item) pi
-               ON pi.custom_id = i.custom_id AND pi.item_id = i.item_id""")
+        FROM (SELECT *, chr(39) || bad_label || chr(39) AS quote_bad FROM per_item) pi""")
     billed = cost.billed_usd_sql(model, usage)
     wh.execute(f"""
         INSERT INTO cb_tmp_req
@@ -270,7 +276,11 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
                CASE WHEN l.type = 'succeeded' THEN {billed} ELSE 0 END,
                CASE WHEN bad.custom_id IS NOT NULL THEN left(a.raw, {MAX_RAW_ANSWER_CHARS}) END
         FROM cb_tmp_lines l LEFT JOIN cb_tmp_answers a USING (custom_id)
-        LEFT JOIN (SELECT DISTINCT custom_id FROM cb_tmp_ans WHERE status <> 'succeeded') bad USING (custom_id)
+        -- The raw answer is kept when any of its rows is not a success (named badly, or not named).
+        LEFT JOIN (SELECT a.custom_id FROM cb_tmp_answers a
+                   LEFT JOIN (SELECT custom_id, count(*) FILTER (WHERE status = 'succeeded') AS ok
+                              FROM cb_tmp_ans GROUP BY custom_id) k USING (custom_id)
+                   WHERE coalesce(k.ok, 0) < a.item_count) bad USING (custom_id)
         WHERE l.type <> 'succeeded' OR a.custom_id IS NOT NULL""")
     # Answers SQL could not read (several blocks, fences, cut by max_tokens): the Python parser.
     odd = wh.fetchall("""
@@ -301,6 +311,7 @@ def apply_staging(store: StateStore, staging: _Staging | None, submission_key: s
         _load_python_staging(wh, staging)
     info = catalog.model_info(model)
     in_price, out_price = info.input_usd_per_mtok, info.output_usd_per_mtok
+    store.result_writes += 1
     with wh.transaction():
         wh.execute(f"""
             UPDATE {t['cb_requests']} SET status = s.status, error_type = s.error_type,

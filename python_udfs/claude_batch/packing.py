@@ -9,9 +9,10 @@ its neighbours.
 A custom_id is ``<submission key>-<request number>``: 12 + 1 + 6 characters from ``[0-9a-f-]``,
 legal whatever the user's keys look like (the API allows ``^[a-zA-Z0-9_-]{1,64}$``) and always the
 same length, so a request's encoded size is known before its submission key is. The submission key is
-a hash of the classifier version, a per-classifier intent counter and the items with their attempts,
-so the same state gives the same ids, and a crashed submission's batch can be recognised from the
-custom_ids in its results.
+a hash of the classifier version, a per-classifier intent counter and the items with their attempts
+(recorded with the intent, before the create call), so a crashed submission's batch can be
+recognised from the custom_ids in its results. Which texts share a pack is not fixed (the gather
+does not sort), and need not be: every item is recorded with its request.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def greedy_split(chars: Sequence[int], max_chars: int) -> list[int]:
 
 
 def pack(wh: Warehouse, pending: str, *, pack_size: int, max_pack_chars: int) -> int:
-    """Assign every item of ``pending`` (rn, chars, attempt, alone; rn dense from 1) to a request.
+    """Assign every item of ``pending`` (rn, chars, attempt, alone; rn dense from 1, alone items
+    last) to a request.
 
     Writes ``cb_tmp_packed`` (rn, req_no, item_id) and ``cb_tmp_reqs``; requests are numbered from
     1 in item order. Returns the number of requests.

@@ -141,7 +141,7 @@ class Pipeline:
             run_id=uuid.uuid4().hex[:16], classifier=cfg.name, version=cfg.version, mode=cfg.mode, dry_run=cfg.dry_run
         )
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{self.run.run_id}"
-        self._per_version_fresh = False  # PER_VERSION holds every result written so far
+        self._per_version_at: int | None = None  # store.result_writes when PER_VERSION was made
 
     @property
     def client(self):
@@ -250,7 +250,6 @@ class Pipeline:
             if got is None:
                 running += 1
                 continue
-            self._per_version_fresh = False
             self.run.collected_requests += got.requests
             self.run.collected_items += got.items
             self.run.billed_usd += got.billed_usd
@@ -279,17 +278,21 @@ class Pipeline:
         """
         accepted = self.store.accepted_versions(self.cfg.name, self.cfg.version, self.cfg.reclassify)
         # The per-(version, text) summary of the results, once per run: the output reuses it unless
-        # results are written after this point (the real-time path).
+        # results are written after this point (real-time answers, a refused create, a wait loop).
         self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {PER_VERSION} AS {self.store.per_version_sql(accepted)}")
-        self._per_version_fresh = True
+        self._per_version_at = self.store.result_writes
         sql = self.store.pending_sql(self.rows_sql, self.cfg.version, accepted, self.cfg.max_attempts,
                                      per_version=f"SELECT * FROM {PER_VERSION}")
         limit = f" LIMIT {int(self.cfg.max_rows_per_run)}" if self.cfg.max_rows_per_run is not None else ""
-        # rn numbers the items densely in (alone, text hash) order: packing is arithmetic on it.
-        self.wh.execute(
-            f"CREATE OR REPLACE TEMP TABLE {PENDING} AS SELECT row_number() OVER (ORDER BY alone, text_hash) AS rn, "
-            f"*, length(text) AS chars FROM ({sql}) p{limit}"
-        )
+        # rn numbers the items densely, those that go alone last: packing is arithmetic on it. No
+        # ORDER BY: sorting a million texts would cost more than the rest of the gather.
+        self.wh.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {PENDING} AS
+            WITH p AS MATERIALIZED (SELECT * FROM ({sql}) q{limit})
+            SELECT row_number() OVER () AS rn, *, length(text) AS chars FROM p WHERE NOT alone
+            UNION ALL
+            SELECT (SELECT count(*) FROM p WHERE NOT alone) + row_number() OVER () AS rn, *, length(text) AS chars
+            FROM p WHERE alone""")
         self.run.pending_texts = int(self.wh.scalar(f"SELECT count(*) FROM {PENDING}"))
         return self.run.pending_texts
 
@@ -320,7 +323,6 @@ class Pipeline:
             from . import realtime
 
             planned = packing.fetch_planned(self.wh, PENDING, 1, admitted[-1].req_no, self.cfg.spec, plan.mark)
-            self._per_version_fresh = False  # real-time answers are written now
             realtime.submit(self, planned, prefix, plan.mark)
         else:
             self._submit_batches(admitted, prefix, plan.mark)
@@ -463,8 +465,8 @@ class Pipeline:
         accepted = self.store.accepted_versions(self.cfg.name, self.cfg.version, self.cfg.reclassify)
         key_cols = [self.wh.q(k) for k in self.cfg.key_columns]
         t = self.store.t
-        per_version = (f"SELECT * FROM {PER_VERSION}" if self._per_version_fresh
-                       else self.store.per_version_sql(accepted))
+        fresh = self._per_version_at == self.store.result_writes  # no result written since gather
+        per_version = f"SELECT * FROM {PER_VERSION}" if fresh else self.store.per_version_sql(accepted)
         cols = "rid, status, version, attempt, collected_at"
         if len(accepted) == 1:
             win = f"SELECT text_hash, {cols}, attempts_billed_usd AS billed_usd, attempts_naive_usd AS naive_usd FROM ({per_version}) p"
@@ -489,19 +491,27 @@ class Pipeline:
             LEFT JOIN busy b ON b.text_hash = s.text_hash AND s.skip_reason IS NULL
             WHERE s.skip_reason IS DISTINCT FROM 'null_key'
         """
+        ctes = ""
         if this_sql is not None:
-            # Only rows whose classification changed: the incremental model keeps the rest. A result
-            # is identified by (version, attempt, collected_at); a row in flight by its custom_id.
-            match = " AND ".join(f"o.{c} = n.{c}" for c in key_cols)
-            narrow = f"""
-                SELECT n.* FROM ({narrow}) n LEFT JOIN {this_sql} o ON {match}
-                WHERE o.{key_cols[0]} IS NULL
-                   OR n.status IS DISTINCT FROM o.status
-                   OR n.version IS DISTINCT FROM o.classifier_version
-                   OR n.attempt IS DISTINCT FROM o.attempt
-                   OR n.collected_at IS DISTINCT FROM o.classified_at
-                   OR (n.rid IS NULL AND n.busy_custom_id IS DISTINCT FROM o.custom_id)
-            """
+            # Only keys whose classification changed: the incremental model keeps the rest. A row is
+            # unchanged when the table has a row with its key and state: a result is identified by
+            # (version, attempt, collected_at), a row in flight by its custom_id. Every row of a
+            # changed key is returned (delete+insert replaces a key's rows together).
+            same = " AND ".join(f"o.{c} = a.{c}" for c in key_cols)
+            same += """
+                AND o.status IS NOT DISTINCT FROM a.status
+                AND o.classifier_version IS NOT DISTINCT FROM a.version
+                AND o.attempt IS NOT DISTINCT FROM a.attempt
+                AND o.classified_at IS NOT DISTINCT FROM a.collected_at
+                AND (a.rid IS NOT NULL OR o.custom_id IS NOT DISTINCT FROM a.busy_custom_id)"""
+            in_changed = " AND ".join(f"c.{col} = a.{col}" for col in key_cols)
+            ctes = f"""
+            everything AS MATERIALIZED ({narrow}),
+            changed AS (
+                SELECT DISTINCT {", ".join(f"a.{c}" for c in key_cols)} FROM everything a
+                WHERE NOT EXISTS (SELECT 1 FROM {this_sql} o WHERE {same})
+            ),"""
+            narrow = f"SELECT a.* FROM everything a WHERE EXISTS (SELECT 1 FROM changed c WHERE {in_changed})"
         label_expr = "r.labels" if self.cfg.spec.multi_label else "CASE WHEN n.status = 'succeeded' THEN r.labels[1] END"
         keys_n = ", ".join(f"n.{c}" for c in key_cols)
         # How many source rows share each text (its cost is split between them); an incremental run
@@ -509,7 +519,7 @@ class Pipeline:
         only_returned = "" if this_sql is None else "AND text_hash IN (SELECT text_hash FROM n)"
         return f"""
             WITH win AS ({win}),
-            busy AS ({self.store.busy_sql(self.cfg.version)}),
+            busy AS ({self.store.busy_sql(self.cfg.version)}),{ctes}
             n AS ({narrow}),
             sharing AS (
                 SELECT text_hash, count(*) AS n FROM {ROWS}

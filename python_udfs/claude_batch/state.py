@@ -17,6 +17,7 @@ left. Crash windows, and why each is safe, are in docs/state-machine.md.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Sequence
@@ -133,6 +134,10 @@ _DDL = {
         owner VARCHAR,
         acquired_at TIMESTAMP
     """,
+    "cb_meta": """
+        key VARCHAR NOT NULL,
+        value VARCHAR
+    """,
 }
 
 _VIEWS = {
@@ -189,24 +194,42 @@ class StateStore:
 
     def __init__(self, wh: Warehouse):
         self.wh = wh
+        self.result_writes = 0  # bumped by every write to cb_results (readers cache summaries of it)
         self.t = {name: wh.state_table(name) for name in [*_DDL, *_VIEWS]}
 
     # ------------------------------------------------------------------ schema
     def ensure(self) -> None:
+        """Create or upgrade the state tables and views; a no-op check (one query) once they are current.
+
+        A nightly run with nothing to do should cost little more than reading the source, so the
+        DDL is skipped when ``cb_meta`` says this schema (tables, views) is already in place.
+        """
+        views = {name: body.format(**self.t, per_version=self.per_version_sql()) for name, body in _VIEWS.items()}
+        schema = hashlib.sha256(json.dumps([_DDL, views], sort_keys=True).encode()).hexdigest()[:16]
+        # No statement here may fail: inside dbt's open transaction a failed one aborts it.
+        names = [*_DDL, *_VIEWS]
+        found = self.wh.scalar(
+            f"""SELECT count(*) FROM information_schema.tables
+                WHERE table_schema = ? AND table_name IN ({", ".join("?" * len(names))})""",
+            [self.wh.state_schema, *names],
+        )
+        if found == len(names):
+            stored = self.wh.scalar(f"SELECT max(value) FROM {self.t['cb_meta']} WHERE key = 'schema'")
+            if stored == schema:
+                return
         self.wh.ensure_schema()
-        for name, cols in _DDL.items():
-            self.wh.execute(f"CREATE TABLE IF NOT EXISTS {self.t[name]} ({cols})")
-        # State written by an older release: add the columns it lacks (nothing is dropped).
         present = self.wh.state_columns()
         for name, cols in _DDL.items():
+            self.wh.execute(f"CREATE TABLE IF NOT EXISTS {self.t[name]} ({cols})")
+            # State written by an older release: add the columns it lacks (nothing is dropped).
             for col in cols.split(","):
                 col_name, col_type = col.split()[:2]
-                if col_name not in present.get(name, set()):
+                if name in present and col_name not in present[name]:
                     self.wh.execute(f"ALTER TABLE {self.t[name]} ADD COLUMN {col_name} {col_type}")
-        for name, body in _VIEWS.items():
-            self.wh.execute(
-                f"CREATE OR REPLACE VIEW {self.t[name]} AS {body.format(**self.t, per_version=self.per_version_sql())}"
-            )
+        for name, body in views.items():
+            self.wh.execute(f"CREATE OR REPLACE VIEW {self.t[name]} AS {body}")
+        self.wh.execute(f"DELETE FROM {self.t['cb_meta']} WHERE key = 'schema'")
+        self.wh.execute(f"INSERT INTO {self.t['cb_meta']} VALUES ('schema', ?)", [schema])
 
     def record_version(self, classifier: str, version: str, model: str, settings: dict) -> None:
         exists = self.wh.scalar(
@@ -357,6 +380,7 @@ class StateStore:
 
     def record_create_failed(self, submission_key: str, error_type: str, message: str, model: str, classifier: str) -> None:
         """The API refused the create call: every item gets an errored result naming the reason."""
+        self.result_writes += 1
         with self.wh.transaction():
             self.wh.execute(
                 f"UPDATE {self.t['cb_batches']} SET status = 'failed', error = ? WHERE submission_key = ?",
