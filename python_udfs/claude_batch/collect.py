@@ -195,32 +195,11 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
         "cache_read_tokens": "coalesce(u.cache_read_input_tokens, 0)",
         "service_tier": "coalesce(u.service_tier, 'standard')",
     }
-    label_rows = ", ".join(
-        f"({quote_literal(label)}, {pos}, {single_answer_tokens(label)})" for pos, label in enumerate(spec.label_names)
-    )
-    wh.execute(f"CREATE OR REPLACE TEMP TABLE cb_tmp_labels AS SELECT * FROM (VALUES {label_rows}) v(label, pos, answer_tokens)")
-    # Every (request, row id, label) the answers name; ids must be whole numbers (or digit strings).
-    # from_json to a typed shape (elements kept as JSON, their types checked below) explodes the
-    # answers several times faster than json_each; groups that are not objects, and ids that are
-    # not an array, yield no pairs, as in the Python parser.
     shape = '{"groups":[{"label":"JSON","ids":["JSON"]}]}'
-    wh.execute(f"""
-        CREATE OR REPLACE TEMP TABLE cb_tmp_pairs AS
-        SELECT custom_id, item_id, label FROM (
-            SELECT custom_id, item_count,
-                   CASE WHEN json_type(g.label) = 'VARCHAR' THEN json_extract_string(g.label, '$') END AS label,
-                   CASE WHEN json_type(id) IN ('UBIGINT', 'BIGINT') THEN TRY_CAST(id AS BIGINT)
-                        WHEN json_type(id) = 'VARCHAR' AND regexp_full_match(json_extract_string(id, '$'), '[0-9]+')
-                        THEN TRY_CAST(json_extract_string(id, '$') AS BIGINT) END AS item_id
-            FROM (SELECT custom_id, item_count, g, unnest(g.ids) AS id
-                  FROM (SELECT custom_id, item_count, unnest(from_json(answer, '{shape}').groups) AS g
-                        FROM cb_tmp_answers) x) y
-        ) p
-        WHERE item_id BETWEEN 1 AND item_count""")
     names = "[" + ", ".join(quote_literal(n) for n in spec.label_names) + "]"
     toks = "[" + ", ".join(str(single_answer_tokens(n)) for n in spec.label_names) + "]"
     if spec.multi_label:
-        positions = "list_sort(list(DISTINCT l.pos))"
+        positions = "list_sort(list(DISTINCT pos))"
         labels = f"list_transform(pi.positions, lambda x: {names}[x + 1])"
         answer_tokens = f"list_sum(list_transform(pi.positions, lambda x: {toks}[x + 1]))"
         several = "false"
@@ -231,8 +210,8 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
         answer_tokens = f"{toks}[pi.first_pos + 1]"
         several = "pi.first_pos <> pi.last_pos"
     # How many distinct labels a row got: a bit per label is much cheaper than count(DISTINCT).
-    n_good = ("bit_count(bit_or(CAST(1 AS UBIGINT) << l.pos))" if len(spec.label_names) <= 64
-              else "count(DISTINCT l.pos)")
+    n_good = ("bit_count(bit_or(CAST(1 AS UBIGINT) << pos))" if len(spec.label_names) <= 64
+              else "count(DISTINCT pos)")
     several_msg = (
         f"'several labels (' || pi.n_good || ', e.g. ' || {names}[pi.first_pos + 1] || ' and ' "
         f"|| {names}[pi.last_pos + 1] || ') for a single-label classifier'"
@@ -240,15 +219,34 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
     _create_staging_tables(wh)
     wh.execute(f"""
         INSERT INTO cb_tmp_ans
-        WITH per_item AS (
-            SELECT p.custom_id, p.item_id,
-                   bool_or(l.pos IS NULL) AS has_bad,
-                   min(CASE WHEN l.pos IS NULL THEN p.label END) AS bad_label,
+        WITH grp AS (  -- one row per group: its label (a string, else NULL) and its position in the set
+            SELECT custom_id, item_count, label,
+                   nullif(coalesce(list_position({names}, label), 0), 0) - 1 AS pos, ids
+            FROM (SELECT custom_id, item_count,
+                         CASE WHEN json_type(g.label) = 'VARCHAR' THEN json_extract_string(g.label, '$') END AS label,
+                         g.ids
+                  FROM (SELECT custom_id, item_count, unnest(from_json(answer, '{shape}').groups) AS g
+                        FROM cb_tmp_answers) x) y
+        ),
+        pairs AS (  -- every (request, row id, label) named; ids must be whole numbers (or digit strings)
+            SELECT custom_id, label, pos, item_id FROM (
+                SELECT custom_id, item_count, label, pos,
+                       CASE WHEN json_type(id) IN ('UBIGINT', 'BIGINT') THEN TRY_CAST(id AS BIGINT)
+                            WHEN json_type(id) = 'VARCHAR' AND regexp_full_match(json_extract_string(id, '$'), '[0-9]+')
+                            THEN TRY_CAST(json_extract_string(id, '$') AS BIGINT) END AS item_id
+                FROM (SELECT custom_id, item_count, label, pos, unnest(ids) AS id FROM grp) u
+            ) p
+            WHERE item_id BETWEEN 1 AND item_count
+        ),
+        per_item AS (
+            SELECT custom_id, item_id,
+                   bool_or(pos IS NULL) AS has_bad,
+                   min(CASE WHEN pos IS NULL THEN label END) AS bad_label,
                    {n_good} AS n_good,
-                   min(l.pos) AS first_pos,
-                   max(l.pos) AS last_pos,
+                   min(pos) AS first_pos,
+                   max(pos) AS last_pos,
                    {positions} AS positions
-            FROM cb_tmp_pairs p LEFT JOIN cb_tmp_labels l ON l.label = p.label
+            FROM pairs
             GROUP BY ALL
         )
         -- Rows the answer names; a row it does not name stays out and is 'missing' (apply_staging).
@@ -291,7 +289,7 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
         for custom_id, item_count, message in odd:
             stage_message(staging, spec, model, custom_id, int(item_count), "succeeded", json.loads(message), None)
         _load_python_staging(wh, staging)
-    for name in ("cb_tmp_lines", "cb_tmp_answers", "cb_tmp_pairs", "cb_tmp_labels"):
+    for name in ("cb_tmp_lines", "cb_tmp_answers"):
         wh.execute(f"DROP TABLE IF EXISTS {name}")
 
 

@@ -84,11 +84,10 @@ def greedy_split(chars: Sequence[int], max_chars: int) -> list[int]:
 
 
 def pack(wh: Warehouse, pending: str, *, pack_size: int, max_pack_chars: int) -> int:
-    """Assign every item of ``pending`` (rn, chars, attempt, alone; rn dense from 1, alone items
-    last) to a request.
+    """Assign every item of ``pending`` (rn, chars, attempt, alone; rn dense from 1) to a request.
 
     Writes ``cb_tmp_packed`` (rn, req_no, item_id) and ``cb_tmp_reqs``; requests are numbered from
-    1 in item order. Returns the number of requests.
+    1 with no gaps. Returns the number of requests.
     """
     size = max(int(pack_size), 1)
     # The run an item starts in: alone items (and pack_size 1) get a run of their own.
@@ -102,18 +101,20 @@ def pack(wh: Warehouse, pending: str, *, pack_size: int, max_pack_chars: int) ->
                       HAVING sum(chars) > {int(max_pack_chars)} AND count(*) > 1)
         ORDER BY rn""")
     subs: dict[int, int] = {}
-    if over:
-        by_run: dict[int, list[tuple[int, int]]] = {}
-        for rn, chars, run in over:
-            by_run.setdefault(run, []).append((rn, chars))
-        for members in by_run.values():
-            for (rn, _), sub in zip(members, greedy_split([c for _, c in members], max_pack_chars)):
-                subs[rn] = sub
-    if subs:
+    by_run: dict[int, list[tuple[int, int]]] = {}
+    for rn, chars, run in over:
+        by_run.setdefault(run, []).append((rn, chars))
+    for members in by_run.values():
+        for (rn, _), sub in zip(members, greedy_split([c for _, c in members], max_pack_chars)):
+            subs[rn] = sub
+    alone = size > 1 and bool(wh.scalar(f"SELECT count(*) FROM {pending} WHERE alone"))
+    if subs or alone:
+        # Runs split by characters, or holes left by items that go alone: number by rank.
         import pyarrow as pa
 
         name = wh.temp_name("subs")
-        wh.con.register(name, pa.table({"rn": list(subs), "sub": list(subs.values())}))
+        wh.con.register(name, pa.table({"rn": pa.array(list(subs), pa.int64()),
+                                        "sub": pa.array(list(subs.values()), pa.int64())}))
         try:
             wh.execute(f"""
                 CREATE OR REPLACE TEMP TABLE {ITEMS} AS
@@ -124,11 +125,10 @@ def pack(wh: Warehouse, pending: str, *, pack_size: int, max_pack_chars: int) ->
         finally:
             wh.con.unregister(name)
     else:
-        # The common case: arithmetic, no sort. Alone items follow the packed ones (gather puts them last).
+        # The common case: arithmetic, no sort.
         wh.execute(f"""
             CREATE OR REPLACE TEMP TABLE {ITEMS} AS
-            SELECT rn,
-                   CASE WHEN run >= 0 THEN run + 1 ELSE {_packed_runs(wh)} - run - {_first_alone(wh)} + 1 END AS req_no,
+            SELECT rn, CASE WHEN run >= 0 THEN run + 1 ELSE rn END AS req_no,
                    CASE WHEN run >= 0 THEN (rn - 1) % {size} + 1 ELSE 1 END AS item_id
             FROM cb_tmp_runs""")
     wh.execute(f"""
@@ -137,15 +137,6 @@ def pack(wh: Warehouse, pending: str, *, pack_size: int, max_pack_chars: int) ->
         FROM {ITEMS} k JOIN {pending} p USING (rn) GROUP BY k.req_no""")
     wh.execute("DROP TABLE IF EXISTS cb_tmp_runs")
     return int(wh.scalar(f"SELECT count(*) FROM {REQUESTS}") or 0)
-
-
-def _packed_runs(wh: Warehouse) -> int:
-    return int(wh.scalar("SELECT count(DISTINCT run) FROM cb_tmp_runs WHERE run >= 0") or 0)
-
-
-def _first_alone(wh: Warehouse) -> int:
-    # Alone runs are -rn; the first alone item (smallest rn) becomes request packed_runs + 1.
-    return int(wh.scalar("SELECT coalesce(min(-run), 0) FROM cb_tmp_runs WHERE run < 0") or 0)
 
 
 def shapes(wh: Warehouse) -> list[RequestShape]:

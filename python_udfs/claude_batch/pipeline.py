@@ -284,15 +284,11 @@ class Pipeline:
         sql = self.store.pending_sql(self.rows_sql, self.cfg.version, accepted, self.cfg.max_attempts,
                                      per_version=f"SELECT * FROM {PER_VERSION}")
         limit = f" LIMIT {int(self.cfg.max_rows_per_run)}" if self.cfg.max_rows_per_run is not None else ""
-        # rn numbers the items densely, those that go alone last: packing is arithmetic on it. No
-        # ORDER BY: sorting a million texts would cost more than the rest of the gather.
+        # rn numbers the items densely (packing is arithmetic on it). No ORDER BY: sorting a million
+        # texts would cost more than the rest of the gather.
         self.wh.execute(f"""
             CREATE OR REPLACE TEMP TABLE {PENDING} AS
-            WITH p AS MATERIALIZED (SELECT * FROM ({sql}) q{limit})
-            SELECT row_number() OVER () AS rn, *, length(text) AS chars FROM p WHERE NOT alone
-            UNION ALL
-            SELECT (SELECT count(*) FROM p WHERE NOT alone) + row_number() OVER () AS rn, *, length(text) AS chars
-            FROM p WHERE alone""")
+            SELECT row_number() OVER () AS rn, *, length(text) AS chars FROM ({sql}) q{limit}""")
         self.run.pending_texts = int(self.wh.scalar(f"SELECT count(*) FROM {PENDING}"))
         return self.run.pending_texts
 

@@ -20,8 +20,8 @@ def wh():
 
 
 def load_pending(wh, texts, alone=(), attempts=None):
-    """A pending table as gather builds it: rn dense in (alone, hash) order."""
-    rows = sorted(((i in alone, f"h{i:04d}", t, (attempts or {}).get(i, 1)) for i, t in enumerate(texts)))
+    """A pending table as gather builds it: rn dense, in no particular order (here: the texts')."""
+    rows = [(i in alone, f"h{i:04d}", t, (attempts or {}).get(i, 1)) for i, t in enumerate(texts)]
     table = pa.table({
         "rn": list(range(1, len(rows) + 1)), "text_hash": [r[1] for r in rows], "text": [r[2] for r in rows],
         "n_rows": [1] * len(rows), "attempt": [r[3] for r in rows], "alone": [r[0] for r in rows],
@@ -45,20 +45,27 @@ def test_pack_size_and_alone(wh):
     load_pending(wh, [f"text {i}" for i in range(60)], alone={5})
     n = packing.pack(wh, "pending", pack_size=25, max_pack_chars=10_000)
     got = packs(wh)
-    assert n == 4 and [len(p) for p in got] == [25, 25, 9, 1]
-    assert got[3][0][1] == "h0005"  # the alone item, in a request of its own
+    assert n == 4 and [len(p) for p in got] == [24, 25, 10, 1]  # item 5 left a hole in the first run
+    assert got[3][0][1] == "h0005"  # the alone item, in a request of its own, after the packed ones
     assert all([i for i, _, _ in p] == list(range(1, len(p) + 1)) for p in got)
     assert sorted(h for p in got for _, h, _ in p) == [f"h{i:04d}" for i in range(60)]
     shapes = packing.shapes(wh)
-    assert [s.n_items for s in shapes] == [25, 25, 9, 1] and [s.req_no for s in shapes] == [1, 2, 3, 4]
+    assert [s.n_items for s in shapes] == [24, 25, 10, 1] and [s.req_no for s in shapes] == [1, 2, 3, 4]
 
 
 def test_pack_size_one_and_several_alone(wh):
     load_pending(wh, [f"t{i}" for i in range(7)], alone={1, 4})
     assert packing.pack(wh, "pending", pack_size=1, max_pack_chars=10_000) == 7
     assert [len(p) for p in packs(wh)] == [1] * 7
-    assert packing.pack(wh, "pending", pack_size=3, max_pack_chars=10_000) == 4
-    assert [len(p) for p in packs(wh)] == [3, 2, 1, 1]
+    assert packing.pack(wh, "pending", pack_size=3, max_pack_chars=10_000) == 5
+    assert [len(p) for p in packs(wh)] == [2, 2, 1, 1, 1]  # runs {0,2} {3,5} {6}, then 1 and 4 alone
+    assert [h for p in packs(wh)[3:] for _, h, _ in p] == ["h0001", "h0004"]
+
+
+def test_everything_alone(wh):
+    load_pending(wh, [f"t{i}" for i in range(5)], alone={0, 1, 2, 3, 4})
+    assert packing.pack(wh, "pending", pack_size=10, max_pack_chars=10_000) == 5
+    assert [s.req_no for s in packing.shapes(wh)] == [1, 2, 3, 4, 5]
 
 
 def test_char_budget_splits_packs(wh):
