@@ -1,0 +1,52 @@
+"""State tables: created once, upgraded in place, and not touched again while current."""
+
+import duckdb
+
+from claude_batch.state import StateStore
+from claude_batch.warehouse import Warehouse
+
+
+def columns(con, table):
+    return {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'claude_batch' AND table_name = ?",
+        [table]).fetchall()}
+
+
+def test_older_state_gets_the_new_columns_and_keeps_its_rows(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("CREATE SCHEMA claude_batch")
+    # An earlier release's layout: no cost on results, no row_chars on requests, status on items.
+    con.execute("""CREATE TABLE claude_batch.cb_results (version VARCHAR NOT NULL, text_hash VARCHAR NOT NULL,
+                   status VARCHAR, labels VARCHAR[], raw_answer VARCHAR, error_type VARCHAR, error_message VARCHAR,
+                   custom_id VARCHAR, batch_id VARCHAR, attempt INTEGER, model VARCHAR, classifier VARCHAR,
+                   collected_at TIMESTAMP)""")
+    con.execute("""CREATE TABLE claude_batch.cb_request_items (custom_id VARCHAR NOT NULL, item_id INTEGER NOT NULL,
+                   version VARCHAR, text_hash VARCHAR, attempt INTEGER, row_chars INTEGER, status VARCHAR,
+                   billed_usd DOUBLE, naive_usd DOUBLE)""")
+    con.execute("INSERT INTO claude_batch.cb_results VALUES ('v1', 'h1', 'succeeded', ['pos'], NULL, NULL, NULL, "
+                "'k-000000', 'b1', 1, 'm', 'c', now()::TIMESTAMP)")
+    store = StateStore(Warehouse(con))
+    store.ensure()
+    assert {"billed_usd", "naive_usd"} <= columns(con, "cb_results")
+    assert "row_chars" in columns(con, "cb_requests")
+    assert "status" in columns(con, "cb_request_items")  # nothing is dropped
+    (row,) = con.execute("SELECT status, labels, attempts, attempts_billed_usd FROM claude_batch.cb_current_results").fetchall()
+    assert row == ("succeeded", ["pos"], 1, 0.0)
+    # Items written by this release name their columns; the old extra ones stay NULL.
+    con.execute("INSERT INTO claude_batch.cb_request_items (custom_id, item_id, version, text_hash, attempt, row_chars) "
+                "VALUES ('k-000001', 1, 'v1', 'h2', 1, 5)")
+
+
+def test_current_schema_is_checked_not_rebuilt_and_a_dropped_view_comes_back(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    store = StateStore(Warehouse(con))
+    store.ensure()
+    (schema,) = con.execute("SELECT value FROM claude_batch.cb_meta WHERE key = 'schema'").fetchone()
+    con.execute("CREATE OR REPLACE VIEW claude_batch.cb_cost_by_run AS SELECT 'user edit' AS marker")
+    store.ensure()  # current: the one check finds every table and the hash, so nothing is redone
+    assert con.execute("SELECT marker FROM claude_batch.cb_cost_by_run").fetchall() == [("user edit",)]
+    con.execute("DROP VIEW claude_batch.cb_cost_by_text")
+    store.ensure()
+    assert con.execute("SELECT count(*) FROM claude_batch.cb_cost_by_text").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM claude_batch.cb_meta WHERE key = 'schema'").fetchone() == (1,)
+    assert con.execute("SELECT value FROM claude_batch.cb_meta").fetchone() == (schema,)
