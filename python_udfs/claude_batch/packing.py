@@ -1,4 +1,4 @@
-"""Rows → requests: pack pending items into requests and give them legal, deterministic custom_ids.
+"""Rows → requests: pack pending items into requests and give them legal, recognisable custom_ids.
 
 Packing is set-based: the warehouse numbers the pending items (``gather``), and a pack is a run of
 ``pack_size`` consecutive items, so a million items are packed by arithmetic, not by a Python loop.
