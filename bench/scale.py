@@ -153,7 +153,7 @@ def main() -> int:
         pipe.submit()
         pipe.finish()
         pipe.unlock()
-        out = wh.relation(pipe.output_sql(None))
+        out = wh.relation(pipe.output_sql(None))  # noqa: F841 - read by name in the SQL below
         collect_s = time.perf_counter() - t
         t = time.perf_counter()
         con.execute("CREATE TABLE main.w1_sentiment AS SELECT * FROM out")
