@@ -120,6 +120,14 @@ class _StreamedBody:
             if not self.fill():
                 return b""
 
+    def closes(self, close: bytes, message: str) -> bool:
+        """After a member: True (and past it) at ``close``, False (and past it) at a comma."""
+        following = self.peek()
+        if following != close and following != b",":
+            raise self.fail(message)
+        self.pos += 1
+        return following == close
+
     def fail(self, message: str) -> BodyError:
         """The error for an unexpected byte here: invalid UTF-8 is named as such."""
         try:
@@ -232,20 +240,10 @@ def iter_batch_requests(read: Callable[[int], bytes]) -> Iterator[tuple[bytes, A
             else:
                 while True:
                     yield body.element(decoder)
-                    following = body.peek()
-                    if following == b"]":
-                        body.pos += 1
+                    if body.closes(b"]", "invalid JSON: expecting ',' or ']' in requests"):
                         break
-                    if following != b",":
-                        raise body.fail("invalid JSON: expecting ',' or ']' in requests")
-                    body.pos += 1
-            following = body.peek()
-            if following == b"}":
-                body.pos += 1
+            if body.closes(b"}", "invalid JSON: expecting ',' or '}'"):
                 break
-            if following != b",":
-                raise body.fail("invalid JSON: expecting ',' or '}'")
-            body.pos += 1
     if body.peek() != b"":
         raise body.fail("invalid JSON: extra data after the body")
     if not seen_requests:
