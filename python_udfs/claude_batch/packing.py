@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from . import prompts
 from .state import PendingItem
@@ -52,6 +52,7 @@ class PlannedRequest:
     items: list[tuple[int, PendingItem, int]]  # (local id, item, characters)
     spec: prompts.PromptSpec | None = None
     cache: bool = False
+    req_no: int = 0  # its number in this run's plan (cb_tmp_reqs)
     _params: dict | None = field(default=None, repr=False)
 
     @property
@@ -158,20 +159,13 @@ def fetch_planned(wh: Warehouse, pending: str, first: int, last: int, spec: prom
     current = None
     for req_no, item_id, h, text, n_rows, attempt, alone, chars in rows:
         if current is None or current[0] != req_no:
-            current = (req_no, PlannedRequest(custom_id="", attempt=0, items=[], spec=spec, cache=cache))
+            current = (req_no, PlannedRequest(custom_id="", attempt=0, items=[], spec=spec, cache=cache,
+                                               req_no=int(req_no)))
             out.append(current[1])
         p = current[1]
         p.items.append((int(item_id), PendingItem(h, text, int(n_rows), int(attempt), bool(alone)), int(chars)))
         p.attempt = max(p.attempt, int(attempt))
     return out
-
-
-def submission_key(version: str, items: Iterable[PendingItem], seq: int) -> str:
-    """Key of a submission given its items (the real-time path holds them in Python)."""
-    h = hashlib.sha256(f"{version}|{seq}".encode())
-    for item in items:
-        h.update(f"|{item.text_hash}:{item.attempt}".encode())
-    return h.hexdigest()[:12]
 
 
 def submission_key_sql(wh: Warehouse, pending: str, version: str, seq: int, first: int, last: int) -> str:

@@ -281,7 +281,7 @@ class Pipeline:
         # results are written after this point (real-time answers, a refused create, a wait loop).
         self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {PER_VERSION} AS {self.store.per_version_sql(accepted)}")
         self._per_version_at = self.store.result_writes
-        sql = self.store.pending_sql(self.rows_sql, self.cfg.version, accepted, self.cfg.max_attempts,
+        sql = self.store.pending_sql(self.rows_sql, self.cfg.version, self.cfg.max_attempts,
                                      per_version=f"SELECT * FROM {PER_VERSION}")
         limit = f" LIMIT {int(self.cfg.max_rows_per_run)}" if self.cfg.max_rows_per_run is not None else ""
         # rn numbers the items densely (packing is arithmetic on it). No ORDER BY: sorting a million

@@ -258,12 +258,11 @@ class StateStore:
         return [version, *[v for (v,) in older]]
 
     # ------------------------------------------------------------------ gather
-    def pending_sql(self, rows_sql: str, version: str, accepted: Sequence[str], max_attempts: int,
-                    per_version: str | None = None) -> str:
+    def pending_sql(self, rows_sql: str, version: str, max_attempts: int, per_version: str) -> str:
         """Items to send: distinct text hashes of source rows with no usable result and nothing in flight.
 
-        ``rows_sql`` yields (text, text_hash, skip_reason) per source row; ``per_version`` is a relation
-        holding ``per_version_sql(accepted)`` if the caller materialised it. An anti-join in SQL, so a
+        ``rows_sql`` yields (text, text_hash, skip_reason) per source row; ``per_version`` is
+        ``per_version_sql(accepted versions)`` or a relation holding it. An anti-join in SQL, so a
         nightly no-op run is one scan of the source.
         """
         retryable = ", ".join(f"'{s}'" for s in RETRYABLE_STATUSES)
@@ -271,7 +270,7 @@ class StateStore:
         # Filter the source rows first, then group what is left: on a nightly run almost every row
         # is done, so the expensive GROUP BY sees only the new texts.
         return f"""
-            WITH cur AS MATERIALIZED ({per_version or self.per_version_sql(accepted)}),
+            WITH cur AS MATERIALIZED ({per_version}),
             done AS (
                 SELECT text_hash FROM cur r
                 WHERE NOT (r.version = '{v}' AND (r.status IN ({retryable}) AND coalesce(r.error_type, '') <> 'invalid_request_error')
