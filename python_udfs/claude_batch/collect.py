@@ -31,15 +31,18 @@ log = logging.getLogger(__name__)
 
 MAX_RAW_ANSWER_CHARS = 4_000
 
+# Staged rows: one per request (``ln`` numbers them within the staging) and one per row named in
+# an answer, keyed by (ln, item_id): integers, not the custom_id string, so the million-row
+# grouping and join of a big batch compare two numbers.
 _REQ_SCHEMA = pa.schema([
-    ("custom_id", pa.string()), ("status", pa.string()), ("error_type", pa.string()),
+    ("ln", pa.int32()), ("custom_id", pa.string()), ("status", pa.string()), ("error_type", pa.string()),
     ("error_message", pa.string()), ("input_tokens", pa.int64()), ("output_tokens", pa.int64()),
     ("cache_write_5m_tokens", pa.int64()), ("cache_write_1h_tokens", pa.int64()),
     ("cache_read_tokens", pa.int64()), ("service_tier", pa.string()), ("billed_usd", pa.float64()),
     ("raw_answer", pa.string()),
 ])
 _ANS_SCHEMA = pa.schema([
-    ("custom_id", pa.string()), ("item_id", pa.int32()), ("status", pa.string()),
+    ("ln", pa.int32()), ("item_id", pa.int32()), ("status", pa.string()),
     ("labels", pa.list_(pa.string())), ("error", pa.string()), ("answer_tokens", pa.int32()),
 ])
 
@@ -71,12 +74,17 @@ class _Staging:
         self.req: dict[str, list] = {f.name: [] for f in _REQ_SCHEMA}
         self.ans: dict[str, list] = {f.name: [] for f in _ANS_SCHEMA}
         self._answer_tokens: dict[tuple[str, ...], int] = {}
+        self._ln: dict[str, int] = {}
 
     def add_request(self, custom_id: str, status: str, *, usage: cost.Usage | None, billed: float,
-                    error_type: str | None = None, error_message: str | None = None, raw: str | None = None) -> None:
+                    error_type: str | None = None, error_message: str | None = None, raw: str | None = None,
+                    ln: int | None = None) -> None:
+        """``ln``: the request's number in the staging (default: the next one)."""
         u = usage or cost.Usage()
+        ln = len(self._ln) + 1 if ln is None else ln
+        self._ln[custom_id] = ln
         row = {
-            "custom_id": custom_id, "status": status, "error_type": error_type, "error_message": error_message,
+            "ln": ln, "custom_id": custom_id, "status": status, "error_type": error_type, "error_message": error_message,
             "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
             "cache_write_5m_tokens": u.cache_write_5m_tokens, "cache_write_1h_tokens": u.cache_write_1h_tokens,
             "cache_read_tokens": u.cache_read_tokens, "service_tier": u.service_tier if usage else None,
@@ -89,7 +97,7 @@ class _Staging:
         labels = outcome.labels
         if labels not in self._answer_tokens:
             self._answer_tokens[labels] = sum(single_answer_tokens(label) for label in labels)
-        self.ans["custom_id"].append(custom_id)
+        self.ans["ln"].append(self._ln[custom_id])
         self.ans["item_id"].append(outcome.item_id)
         self.ans["status"].append(outcome.status)
         self.ans["labels"].append(list(labels) if labels else None)
@@ -101,7 +109,7 @@ class _Staging:
 
 
 def stage_message(staging: _Staging, spec: prompts.PromptSpec, model: str, custom_id: str, item_count: int,
-                  result_type: str, message: dict | None, error: dict | None) -> None:
+                  result_type: str, message: dict | None, error: dict | None, ln: int | None = None) -> None:
     """One request's outcome, from a batch result line or a real-time answer."""
     if result_type == "succeeded" and message is not None:
         usage = cost.Usage.from_api(message.get("usage"))
@@ -111,7 +119,7 @@ def stage_message(staging: _Staging, spec: prompts.PromptSpec, model: str, custo
         if message.get("stop_reason") == "max_tokens":
             raw = f"[stop_reason=max_tokens] {raw}"
         staging.add_request(custom_id, "succeeded", usage=usage, billed=billed,
-                            raw=raw[:MAX_RAW_ANSWER_CHARS] if bad else None)
+                            raw=raw[:MAX_RAW_ANSWER_CHARS] if bad else None, ln=ln)
         for outcome in outcomes:
             staging.add_outcome(custom_id, outcome)
         return
@@ -119,16 +127,16 @@ def stage_message(staging: _Staging, spec: prompts.PromptSpec, model: str, custo
     staging.add_request(
         custom_id, result_type, usage=None, billed=0.0,
         error_type=inner.get("type") if result_type == "errored" else None,
-        error_message=inner.get("message") if result_type == "errored" else None,
+        error_message=inner.get("message") if result_type == "errored" else None, ln=ln,
     )
 
 
 def _create_staging_tables(wh: Warehouse) -> None:
-    wh.execute("""CREATE OR REPLACE TEMP TABLE cb_tmp_req (custom_id VARCHAR, status VARCHAR, error_type VARCHAR,
+    wh.execute("""CREATE OR REPLACE TEMP TABLE cb_tmp_req (ln INTEGER, custom_id VARCHAR, status VARCHAR, error_type VARCHAR,
         error_message VARCHAR, input_tokens BIGINT, output_tokens BIGINT, cache_write_5m_tokens BIGINT,
         cache_write_1h_tokens BIGINT, cache_read_tokens BIGINT, service_tier VARCHAR, billed_usd DOUBLE,
         raw_answer VARCHAR)""")
-    wh.execute("""CREATE OR REPLACE TEMP TABLE cb_tmp_ans (custom_id VARCHAR, item_id INTEGER, status VARCHAR,
+    wh.execute("""CREATE OR REPLACE TEMP TABLE cb_tmp_ans (ln INTEGER, item_id INTEGER, status VARCHAR,
         labels VARCHAR[], error VARCHAR, answer_tokens INTEGER)""")
 
 
@@ -155,7 +163,7 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
     source = wh.read_jsonl_sql(path, {"custom_id": "VARCHAR", "result": "JSON"})
     wh.execute(f"""
         CREATE OR REPLACE TEMP TABLE cb_tmp_lines AS
-        SELECT l.custom_id, r.item_count,
+        SELECT CAST(row_number() OVER () AS INTEGER) AS ln, l.custom_id, r.item_count,
                json_extract_string(l.result, '$.type') AS type,
                json_extract(l.result, '$.message') AS message,
                json_extract(l.result, '$.error.error') AS error,
@@ -169,13 +177,13 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
     # The answer JSON when it is the one content block we asked for (a forced tool call, or JSON text).
     wh.execute("""
         CREATE OR REPLACE TEMP TABLE cb_tmp_answers AS
-        SELECT custom_id, item_count, answer, raw FROM (
-            SELECT custom_id, item_count,
+        SELECT ln, item_count, answer, raw FROM (
+            SELECT ln, item_count,
                    CASE kind WHEN 'tool_use' THEN json_extract(message, '$.content[0].input')
                              WHEN 'text' THEN CASE WHEN json_valid(txt) THEN CAST(txt AS JSON) END END AS answer,
                    CASE kind WHEN 'tool_use' THEN CAST(json_extract(message, '$.content[0].input') AS VARCHAR)
                              ELSE txt END AS raw
-            FROM (SELECT custom_id, item_count, message,
+            FROM (SELECT ln, item_count, message,
                          json_extract_string(message, '$.content[0].type') AS kind,
                          json_extract_string(message, '$.content[0].text') AS txt
                   FROM cb_tmp_lines
@@ -195,7 +203,8 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
         "cache_read_tokens": "coalesce(u.cache_read_input_tokens, 0)",
         "service_tier": "coalesce(u.service_tier, 'standard')",
     }
-    shape = '{"groups":[{"label":"JSON","ids":["JSON"]}]}'
+    # ids read as text: a JSON number and a digit string alike ('3'); anything else fails the digit test.
+    shape = '{"groups":[{"label":"JSON","ids":["VARCHAR"]}]}'
     names = "[" + ", ".join(quote_literal(n) for n in spec.label_names) + "]"
     toks = "[" + ", ".join(str(single_answer_tokens(n)) for n in spec.label_names) + "]"
     if spec.multi_label:
@@ -220,26 +229,24 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
     wh.execute(f"""
         INSERT INTO cb_tmp_ans
         WITH grp AS (  -- one row per group: its label (a string, else NULL) and its position in the set
-            SELECT custom_id, item_count, label,
+            SELECT ln, item_count, label,
                    nullif(coalesce(list_position({names}, label), 0), 0) - 1 AS pos, ids
-            FROM (SELECT custom_id, item_count,
+            FROM (SELECT ln, item_count,
                          CASE WHEN json_type(g.label) = 'VARCHAR' THEN json_extract_string(g.label, '$') END AS label,
                          g.ids
-                  FROM (SELECT custom_id, item_count, unnest(from_json(answer, '{shape}').groups) AS g
+                  FROM (SELECT ln, item_count, unnest(from_json(answer, '{shape}').groups) AS g
                         FROM cb_tmp_answers) x) y
         ),
         pairs AS (  -- every (request, row id, label) named; ids must be whole numbers (or digit strings)
-            SELECT custom_id, label, pos, item_id FROM (
-                SELECT custom_id, item_count, label, pos,
-                       CASE WHEN json_type(id) IN ('UBIGINT', 'BIGINT') THEN TRY_CAST(id AS BIGINT)
-                            WHEN json_type(id) = 'VARCHAR' AND regexp_full_match(json_extract_string(id, '$'), '[0-9]+')
-                            THEN TRY_CAST(json_extract_string(id, '$') AS BIGINT) END AS item_id
-                FROM (SELECT custom_id, item_count, label, pos, unnest(ids) AS id FROM grp) u
+            SELECT ln, label, pos, item_id FROM (
+                SELECT ln, item_count, label, pos,
+                       CASE WHEN regexp_full_match(id, '[0-9]+') THEN TRY_CAST(id AS BIGINT) END AS item_id
+                FROM (SELECT ln, item_count, label, pos, unnest(ids) AS id FROM grp) u
             ) p
             WHERE item_id BETWEEN 1 AND item_count
         ),
         per_item AS (
-            SELECT custom_id, item_id,
+            SELECT ln, item_id,
                    bool_or(pos IS NULL) AS has_bad,
                    min(CASE WHEN pos IS NULL THEN label END) AS bad_label,
                    {n_good} AS n_good,
@@ -250,7 +257,7 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
             GROUP BY ALL
         )
         -- Rows the answer names; a row it does not name stays out and is 'missing' (apply_staging).
-        SELECT pi.custom_id, pi.item_id,
+        SELECT pi.ln, pi.item_id,
                CASE WHEN pi.has_bad THEN 'invalid_output'
                     WHEN pi.first_pos IS NULL THEN 'missing'
                     WHEN {several} THEN 'invalid_output'
@@ -265,29 +272,30 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
     billed = cost.billed_usd_sql(model, usage)
     wh.execute(f"""
         INSERT INTO cb_tmp_req
-        SELECT l.custom_id, l.type,
+        SELECT l.ln, l.custom_id, l.type,
                CASE WHEN l.type = 'errored' THEN json_extract_string(l.error, '$.type') END,
                CASE WHEN l.type = 'errored' THEN json_extract_string(l.error, '$.message') END,
                {usage['input_tokens']}, {usage['output_tokens']}, {usage['cache_write_5m_tokens']},
                {usage['cache_write_1h_tokens']}, {usage['cache_read_tokens']},
                CASE WHEN l.type = 'succeeded' THEN {usage['service_tier']} END,
                CASE WHEN l.type = 'succeeded' THEN {billed} ELSE 0 END,
-               CASE WHEN bad.custom_id IS NOT NULL THEN left(a.raw, {MAX_RAW_ANSWER_CHARS}) END
-        FROM cb_tmp_lines l LEFT JOIN cb_tmp_answers a USING (custom_id)
+               CASE WHEN bad.ln IS NOT NULL THEN left(a.raw, {MAX_RAW_ANSWER_CHARS}) END
+        FROM cb_tmp_lines l LEFT JOIN cb_tmp_answers a USING (ln)
         -- The raw answer is kept when any of its rows is not a success (named badly, or not named).
-        LEFT JOIN (SELECT a.custom_id FROM cb_tmp_answers a
-                   LEFT JOIN (SELECT custom_id, count(*) FILTER (WHERE status = 'succeeded') AS ok
-                              FROM cb_tmp_ans GROUP BY custom_id) k USING (custom_id)
-                   WHERE coalesce(k.ok, 0) < a.item_count) bad USING (custom_id)
-        WHERE l.type <> 'succeeded' OR a.custom_id IS NOT NULL""")
+        LEFT JOIN (SELECT a.ln FROM cb_tmp_answers a
+                   LEFT JOIN (SELECT ln, count(*) FILTER (WHERE status = 'succeeded') AS ok
+                              FROM cb_tmp_ans GROUP BY ln) k USING (ln)
+                   WHERE coalesce(k.ok, 0) < a.item_count) bad USING (ln)
+        WHERE l.type <> 'succeeded' OR a.ln IS NOT NULL""")
     # Answers SQL could not read (several blocks, fences, cut by max_tokens): the Python parser.
     odd = wh.fetchall("""
-        SELECT l.custom_id, l.item_count, CAST(l.message AS VARCHAR) FROM cb_tmp_lines l
-        WHERE l.type = 'succeeded' AND l.custom_id NOT IN (SELECT custom_id FROM cb_tmp_answers)""")
+        SELECT l.ln, l.custom_id, l.item_count, CAST(l.message AS VARCHAR) FROM cb_tmp_lines l
+        WHERE l.type = 'succeeded' AND l.ln NOT IN (SELECT ln FROM cb_tmp_answers)""")
     if odd:
         staging = _Staging()
-        for custom_id, item_count, message in odd:
-            stage_message(staging, spec, model, custom_id, int(item_count), "succeeded", json.loads(message), None)
+        for ln, custom_id, item_count, message in odd:
+            stage_message(staging, spec, model, custom_id, int(item_count), "succeeded", json.loads(message), None,
+                          ln=int(ln))
         _load_python_staging(wh, staging)
     for name in ("cb_tmp_lines", "cb_tmp_answers"):
         wh.execute(f"DROP TABLE IF EXISTS {name}")
@@ -333,25 +341,31 @@ def apply_staging(store: StateStore, staging: _Staging | None, submission_key: s
                                       WHERE submission_key = ? AND row_chars IS NULL)
                   GROUP BY custom_id) c
             WHERE {t['cb_requests']}.custom_id = c.custom_id""", [submission_key])
-        # Item outcome: the answer's verdict, else the request's result type (missing if it succeeded).
+        # Item outcomes go straight into the append-only results (cb_current_results picks the one
+        # that counts: a success wins over later failures): the answer's verdict, else the request's
+        # result type (missing if it succeeded). No intermediate table: at a million rows, writing the
+        # outcomes twice cost as much as the rest of the collect.
         wh.execute(f"""
-            CREATE OR REPLACE TEMP TABLE cb_tmp_item_outcomes AS
-            SELECT i.custom_id, i.item_id, i.version, i.text_hash, i.attempt,
-                   CASE WHEN r.status = 'succeeded' THEN coalesce(a.status, 'missing') ELSE r.status END AS status,
+            INSERT INTO {t['cb_results']}
+                (version, text_hash, status, labels, raw_answer, error_type, error_message, custom_id,
+                 batch_id, attempt, model, classifier, collected_at, billed_usd, naive_usd)
+            SELECT i.version, i.text_hash,
+                   CASE WHEN r.status = 'succeeded' THEN coalesce(a.status, 'missing') ELSE r.status END,
                    a.labels,
-                   CASE WHEN r.status = 'succeeded' THEN coalesce(a.error, CASE WHEN a.status IS NULL THEN 'row missing from the answer' END)
-                        ELSE r.error_message END AS error_message,
+                   CASE WHEN coalesce(a.status, 'missing') <> 'succeeded' THEN s.raw_answer END,
                    CASE WHEN r.status = 'succeeded' AND coalesce(a.status, 'missing') <> 'succeeded' THEN NULL
-                        ELSE r.error_type END AS error_type,
-                   CASE WHEN coalesce(a.status, 'missing') <> 'succeeded' THEN s.raw_answer END AS raw_answer,
-                   coalesce(r.billed_usd, 0) / greatest(r.item_count, 1) AS billed_usd,
+                        ELSE r.error_type END,
+                   CASE WHEN r.status = 'succeeded' THEN coalesce(a.error, CASE WHEN a.status IS NULL THEN 'row missing from the answer' END)
+                        ELSE r.error_message END,
+                   i.custom_id, ?, i.attempt, ?, ?, now()::TIMESTAMP,
+                   coalesce(r.billed_usd, 0) / greatest(r.item_count, 1),
                    -- Naive: this text alone in a real-time uncached call: the prefix, plus its share
                    -- (by characters) of the request's other input tokens, plus a one-row answer.
                    CASE WHEN a.status = 'succeeded' THEN
                        ((r.prefix_actual
                          + greatest(r.total_input - r.prefix_actual, 0) * i.row_chars / greatest(r.row_chars, 1))
                         * {in_price} + a.answer_tokens * {out_price}) / 1e6
-                   ELSE 0 END AS naive_usd
+                   ELSE 0 END
             FROM {t['cb_request_items']} i
             JOIN (
                 SELECT q.custom_id, q.status, q.error_message, q.error_type, q.billed_usd, q.item_count, q.row_chars,
@@ -364,26 +378,24 @@ def apply_staging(store: StateStore, staging: _Staging | None, submission_key: s
                 FROM {t['cb_requests']} q WHERE q.submission_key = ?
             ) r USING (custom_id)
             LEFT JOIN cb_tmp_req s USING (custom_id)
-            LEFT JOIN cb_tmp_ans a ON a.custom_id = i.custom_id AND a.item_id = i.item_id""", [submission_key])
+            LEFT JOIN cb_tmp_ans a ON a.ln = s.ln AND a.item_id = i.item_id""",
+            [batch_id, model, classifier, submission_key])
+        # This submission's rows just written: its custom_ids carry its key, and now() is this
+        # transaction's start, so older results of the same texts are not counted.
+        written = (f"SELECT custom_id, billed_usd, naive_usd FROM {t['cb_results']} "
+                   f"WHERE collected_at = now()::TIMESTAMP AND starts_with(custom_id, ?)")
+        prefix = [submission_key + "-"]
         wh.execute(f"""
             UPDATE {t['cb_requests']} SET naive_usd = o.naive
-            FROM (SELECT custom_id, sum(naive_usd) AS naive FROM cb_tmp_item_outcomes GROUP BY custom_id) o
-            WHERE {t['cb_requests']}.custom_id = o.custom_id""")
-        # Append-only: cb_current_results picks the one that counts (a success wins over later failures).
-        wh.execute(f"""
-            INSERT INTO {t['cb_results']}
-                (version, text_hash, status, labels, raw_answer, error_type, error_message, custom_id,
-                 batch_id, attempt, model, classifier, collected_at, billed_usd, naive_usd)
-            SELECT o.version, o.text_hash, o.status, o.labels, o.raw_answer, o.error_type, o.error_message,
-                   o.custom_id, ?, o.attempt, ?, ?, now()::TIMESTAMP, o.billed_usd, o.naive_usd
-            FROM cb_tmp_item_outcomes o""", [batch_id, model, classifier])
+            FROM (SELECT custom_id, sum(naive_usd) AS naive FROM ({written}) w GROUP BY custom_id) o
+            WHERE {t['cb_requests']}.custom_id = o.custom_id""", prefix)
         wh.execute(
             f"UPDATE {t['cb_batches']} SET status = ?, collected_at = now()::TIMESTAMP WHERE submission_key = ?",
             [final_status, submission_key])
         totals = wh.fetchall(
             "SELECT count(DISTINCT custom_id), count(*), coalesce(sum(billed_usd), 0), coalesce(sum(naive_usd), 0) "
-            "FROM cb_tmp_item_outcomes")[0]
-    for name in ("cb_tmp_item_outcomes", "cb_tmp_req", "cb_tmp_ans"):
+            f"FROM ({written}) w", prefix)[0]
+    for name in ("cb_tmp_req", "cb_tmp_ans"):
         wh.execute(f"DROP TABLE IF EXISTS {name}")
     return Collected(requests=int(totals[0]), items=int(totals[1]), billed_usd=float(totals[2]), naive_usd=float(totals[3]))
 

@@ -163,7 +163,7 @@ def fetch_planned(wh: Warehouse, pending: str, first: int, last: int, spec: prom
                                                req_no=int(req_no)))
             out.append(current[1])
         p = current[1]
-        p.items.append((int(item_id), PendingItem(h, text, int(n_rows), int(attempt), bool(alone)), int(chars)))
+        p.items.append((int(item_id), PendingItem(str(h), text, int(n_rows), int(attempt), bool(alone)), int(chars)))
         p.attempt = max(p.attempt, int(attempt))
     return out
 
@@ -172,7 +172,7 @@ def submission_key_sql(wh: Warehouse, pending: str, version: str, seq: int, firs
     """Key of the submission of requests ``first``..``last``, from a digest the warehouse computes
     over its items (text hash and attempt), so no item crosses into Python."""
     n, digest = wh.fetchall(
-        f"""SELECT count(*), {wh.set_digest_sql("p.text_hash || ':' || p.attempt")}
+        f"""SELECT count(*), {wh.set_digest_sql("p.text_hash", "p.attempt")}
             FROM {ITEMS} k JOIN {pending} p USING (rn) WHERE k.req_no BETWEEN ? AND ?""",
         [first, last],
     )[0]

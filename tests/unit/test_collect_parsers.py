@@ -23,7 +23,8 @@ def answers(rng: random.Random, n_items: int):
             continue
         groups = []
         for _ in range(rng.randint(0, 4)):
-            ids = [rng.choice([rng.randint(0, n_items + 1), str(rng.randint(1, n_items)), 2.0, True, "x", None])
+            ids = [rng.choice([rng.randint(0, n_items + 1), str(rng.randint(1, n_items)), 2.0, True, "x", None,
+                                 -1, "01", " 2", "+3", [1], {"id": 1}, 1e300, 2**70])
                    for _ in range(rng.randint(0, n_items))]
             group = {"label": rng.choice(names), "ids": ids}
             if rng.random() < 0.05:
@@ -64,7 +65,8 @@ def test_sql_and_python_parsers_agree(tmp_path, multi, mode):
     collect.stage_results_file(store, path, spec, "claude-sonnet-4-5", "sub")
     got = {(cid, item): (status, labels if status == "succeeded" else None)
            for cid, item, status, labels in con.execute(
-               "SELECT custom_id, item_id, status, labels FROM cb_tmp_ans").fetchall()}
+               "SELECT r.custom_id, a.item_id, a.status, a.labels FROM cb_tmp_ans a JOIN cb_tmp_req r USING (ln)"
+           ).fetchall()}
     assert set(got) <= set(expected)
     # A row the answer does not name is not staged: apply_staging makes it 'missing'.
     got = {key: got.get(key, ("missing", None)) for key in expected}

@@ -23,8 +23,10 @@ def test_older_state_gets_the_new_columns_and_keeps_its_rows(tmp_path):
     con.execute("""CREATE TABLE claude_batch.cb_request_items (custom_id VARCHAR NOT NULL, item_id INTEGER NOT NULL,
                    version VARCHAR, text_hash VARCHAR, attempt INTEGER, row_chars INTEGER, status VARCHAR,
                    billed_usd DOUBLE, naive_usd DOUBLE)""")
-    con.execute("INSERT INTO claude_batch.cb_results VALUES ('v1', 'h1', 'succeeded', ['pos'], NULL, NULL, NULL, "
+    # Its text keys were md5 strings.
+    con.execute("INSERT INTO claude_batch.cb_results VALUES ('v1', md5('t1'), 'succeeded', ['pos'], NULL, NULL, NULL, "
                 "'k-000000', 'b1', 1, 'm', 'c', now()::TIMESTAMP)")
+    con.execute("INSERT INTO claude_batch.cb_request_items VALUES ('k-000000', 1, 'v1', md5('t1'), 1, 2, NULL, NULL, NULL)")
     store = StateStore(Warehouse(con))
     store.ensure()
     assert {"billed_usd", "naive_usd"} <= columns(con, "cb_results")
@@ -32,9 +34,12 @@ def test_older_state_gets_the_new_columns_and_keeps_its_rows(tmp_path):
     assert "status" in columns(con, "cb_request_items")  # nothing is dropped
     (row,) = con.execute("SELECT status, labels, attempts, attempts_billed_usd FROM claude_batch.cb_current_results").fetchall()
     assert row == ("succeeded", ["pos"], 1, 0.0)
+    # The keys became this release's (md5 as a UUID) with the same value, so old results still match texts.
+    for table in ("cb_results", "cb_request_items"):
+        assert con.execute(f"SELECT count(*) FROM claude_batch.{table} WHERE text_hash = md5('t1')::UUID").fetchone() == (1,)
     # Items written by this release name their columns; the old extra ones stay NULL.
     con.execute("INSERT INTO claude_batch.cb_request_items (custom_id, item_id, version, text_hash, attempt, row_chars) "
-                "VALUES ('k-000001', 1, 'v1', 'h2', 1, 5)")
+                "VALUES ('k-000001', 1, 'v1', md5('t2')::UUID, 1, 5)")
 
 
 def test_current_schema_is_checked_not_rebuilt_and_a_dropped_view_comes_back(tmp_path):
