@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Sequence
 
-from .warehouse import Warehouse
+from .warehouse import Warehouse, quote_ident
 
 RETRYABLE_STATUSES = ("errored", "expired", "canceled", "missing", "invalid_output")
 IN_FLIGHT_STATUSES = ("submitting", "in_flight")
@@ -221,21 +221,29 @@ class StateStore:
         self.wh.ensure_schema()
         present = self.wh.state_columns()
         for name, cols in self.ddl.items():
-            self.wh.execute(f"CREATE TABLE IF NOT EXISTS {self.t[name]} ({cols})")
-            # State written by an older release: add the columns it lacks (nothing is dropped), and
-            # turn its text keys (md5 strings) into this release's type, values unchanged.
-            for col in cols.split(","):
-                col_name, col_type = col.split()[:2]
-                if name not in present:
-                    continue
-                if col_name not in present[name]:
-                    self.wh.execute(f"ALTER TABLE {self.t[name]} ADD COLUMN {col_name} {col_type}")
-                elif col_name == "text_hash" and present[name][col_name] != col_type:
-                    self.wh.execute(self.wh.change_type_sql(self.t[name], col_name, col_type))
+            if name in present:
+                self._upgrade(name, cols, present[name])
+            else:
+                self.wh.execute(f"CREATE TABLE IF NOT EXISTS {self.t[name]} ({cols})")
         for name, body in views.items():
             self.wh.execute(f"CREATE OR REPLACE VIEW {self.t[name]} AS {body}")
         self.wh.execute(f"DELETE FROM {self.t['cb_meta']} WHERE key = 'schema'")
         self.wh.execute(f"INSERT INTO {self.t['cb_meta']} VALUES ('schema', ?)", [schema])
+
+    def _upgrade(self, name: str, cols: str, present: dict[str, str]) -> None:
+        """A table written by an older release: add the columns it lacks (nothing is dropped), and
+        turn its text keys (md5 strings) into this release's type, values unchanged."""
+        wanted = {c.split()[0]: c.split()[1] for c in cols.split(",")}
+        retype = [c for c, typ in wanted.items() if c == "text_hash" and c in present and present[c] != typ]
+        if not retype:
+            for col, typ in wanted.items():
+                if col not in present:
+                    self.wh.execute(f"ALTER TABLE {self.t[name]} ADD COLUMN {col} {typ}")
+            return
+        # A type change rebuilds the table: the new layout plus any column only the old one has.
+        extra = ", ".join(f"{quote_ident(c)} {typ}" for c, typ in present.items() if c not in wanted)
+        copy = {c: (f"CAST({quote_ident(c)} AS {wanted[c]})" if c in retype else quote_ident(c)) for c in present}
+        self.wh.rebuild_table(self.t[name], cols + (", " + extra if extra else ""), copy)
 
     def record_version(self, classifier: str, version: str, model: str, settings: dict) -> None:
         exists = self.wh.scalar(

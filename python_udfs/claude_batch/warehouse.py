@@ -158,10 +158,18 @@ class Warehouse:
             out.setdefault(table, {})[column] = data_type
         return out
 
-    def change_type_sql(self, table: str, column: str, new_type: str) -> str:
-        """Convert a column in place (an older release's text key was the md5 as a string)."""
-        col = quote_ident(column)
-        return f"ALTER TABLE {table} ALTER {col} SET DATA TYPE {new_type} USING CAST({col} AS {new_type})"
+    def rebuild_table(self, table: str, columns_ddl: str, copy: dict[str, str]) -> None:
+        """Replace ``table`` by a new one with ``columns_ddl``, filled from the old one (target column →
+        SQL expression over the old columns). How an older release's state changes a column's type:
+        DuckDB cannot ALTER the type of a column in a table with a key constraint, which early
+        releases had. Callers run it inside the upgrade's transaction, so it lands whole or not at all."""
+        schema_prefix, _, name = table.rpartition(".")
+        new = f"{schema_prefix}.{quote_ident(self.temp_name('upgrade'))}"
+        self.execute(f"CREATE TABLE {new} ({columns_ddl})")
+        cols = ", ".join(quote_ident(c) for c in copy)
+        self.execute(f"INSERT INTO {new} ({cols}) SELECT {', '.join(copy.values())} FROM {table}")
+        self.execute(f"DROP TABLE {table}")
+        self.execute(f"ALTER TABLE {new} RENAME TO {name}")
 
     def table_exists(self, relation_sql: str) -> bool:
         try:

@@ -55,3 +55,22 @@ def test_current_schema_is_checked_not_rebuilt_and_a_dropped_view_comes_back(tmp
     assert con.execute("SELECT count(*) FROM claude_batch.cb_cost_by_text").fetchone() == (0,)
     assert con.execute("SELECT count(*) FROM claude_batch.cb_meta WHERE key = 'schema'").fetchone() == (1,)
     assert con.execute("SELECT value FROM claude_batch.cb_meta").fetchone() == (schema,)
+
+
+def test_the_earliest_layout_with_a_key_on_results_is_rebuilt_with_its_rows(tmp_path):
+    # The first release kept one row per (version, text) under a primary key; DuckDB cannot change
+    # the type of a column in such a table, so the upgrade rebuilds it, keeping rows and extra columns.
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("CREATE SCHEMA claude_batch")
+    con.execute("""CREATE TABLE claude_batch.cb_results (version VARCHAR NOT NULL, text_hash VARCHAR NOT NULL,
+                   status VARCHAR, labels VARCHAR[], attempts INTEGER, PRIMARY KEY (version, text_hash))""")
+    con.execute("INSERT INTO claude_batch.cb_results VALUES ('v1', md5('t1'), 'succeeded', ['pos'], 2)")
+    StateStore(Warehouse(con)).ensure()
+    assert con.execute("SELECT version, text_hash = md5('t1')::UUID, status, labels, attempts "
+                       "FROM claude_batch.cb_results").fetchall() == [("v1", True, "succeeded", ["pos"], 2)]
+    assert {"billed_usd", "naive_usd", "custom_id"} <= columns(con, "cb_results")
+    assert con.execute("SELECT data_type FROM information_schema.columns WHERE table_schema = 'claude_batch' "
+                       "AND table_name = 'cb_results' AND column_name = 'text_hash'").fetchone() == ("UUID",)
+    # Upgraded once: the next check finds it current.
+    StateStore(Warehouse(con)).ensure()
+    assert con.execute("SELECT count(*) FROM claude_batch.cb_results").fetchone() == (1,)
