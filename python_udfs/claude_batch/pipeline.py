@@ -324,6 +324,10 @@ class Pipeline:
             self._submit_batches(admitted, prefix, plan.mark)
         guard.report()
         info(f"planned {self.run.pending_texts:,} text(s) into {n_requests:,} request(s)")
+        # The plan's tables hold every pending text (a million is hundreds of MB): free them now, not
+        # when dbt closes the connection, for the collect, the output and the user's other models.
+        for table in (bodies.TABLE, packing.ITEMS, packing.REQUESTS, PENDING):
+            self.wh.execute(f"DROP TABLE IF EXISTS {table}")
 
     def _submit_batches(self, admitted: list[packing.RequestShape], prefix: int, cached: bool) -> None:
         """Cut the admitted requests into batches at the count and byte limits; several creates in flight.
