@@ -169,11 +169,12 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
                json_extract(l.result, '$.error.error') AS error,
                from_json(json_extract(l.result, '$.message.usage'), '{_USAGE_SHAPE}') AS u
         FROM {source} l
-        JOIN {t['cb_requests']} r ON r.custom_id = l.custom_id AND r.submission_key = ?""", [submission_key])
-    lines = wh.scalar(f"SELECT count(*) FROM {source}")
-    known = wh.scalar("SELECT count(*) FROM cb_tmp_lines")
-    if lines != known:
-        log.warning("%d result line(s) had custom_ids this submission never sent; ignored", lines - known)
+        LEFT JOIN {t['cb_requests']} r ON r.custom_id = l.custom_id AND r.submission_key = ?""", [submission_key])
+    # One read of the file: lines whose custom_id this submission never sent are counted, then dropped.
+    unknown = wh.scalar("SELECT count(*) FROM cb_tmp_lines WHERE item_count IS NULL")
+    if unknown:
+        log.warning("%d result line(s) had custom_ids this submission never sent; ignored", unknown)
+        wh.execute("DELETE FROM cb_tmp_lines WHERE item_count IS NULL")
     # The answer JSON when it is the one content block we asked for (a forced tool call, or JSON text).
     wh.execute("""
         CREATE OR REPLACE TEMP TABLE cb_tmp_answers AS
@@ -380,22 +381,24 @@ def apply_staging(store: StateStore, staging: _Staging | None, submission_key: s
             LEFT JOIN cb_tmp_req s USING (custom_id)
             LEFT JOIN cb_tmp_ans a ON a.ln = s.ln AND a.item_id = i.item_id""",
             [batch_id, model, classifier, submission_key])
-        # This submission's rows just written: its custom_ids carry its key, and now() is this
-        # transaction's start, so older results of the same texts are not counted.
-        written = (f"SELECT custom_id, billed_usd, naive_usd FROM {t['cb_results']} "
-                   f"WHERE collected_at = now()::TIMESTAMP AND starts_with(custom_id, ?)")
-        prefix = [submission_key + "-"]
+        # This submission's rows just written (its custom_ids carry its key, and now() is this
+        # transaction's start, so older results of the same texts are not counted), summed per
+        # request once: the requests' naive cost and the totals both come from it.
         wh.execute(f"""
-            UPDATE {t['cb_requests']} SET naive_usd = o.naive
-            FROM (SELECT custom_id, sum(naive_usd) AS naive FROM ({written}) w GROUP BY custom_id) o
-            WHERE {t['cb_requests']}.custom_id = o.custom_id""", prefix)
+            CREATE OR REPLACE TEMP TABLE cb_tmp_written AS
+            SELECT custom_id, count(*) AS items, sum(billed_usd) AS billed, sum(naive_usd) AS naive
+            FROM {t['cb_results']} WHERE collected_at = now()::TIMESTAMP AND starts_with(custom_id, ?)
+            GROUP BY custom_id""", [submission_key + "-"])
+        wh.execute(f"""
+            UPDATE {t['cb_requests']} SET naive_usd = w.naive FROM cb_tmp_written w
+            WHERE {t['cb_requests']}.custom_id = w.custom_id""")
         wh.execute(
             f"UPDATE {t['cb_batches']} SET status = ?, collected_at = now()::TIMESTAMP WHERE submission_key = ?",
             [final_status, submission_key])
         totals = wh.fetchall(
-            "SELECT count(DISTINCT custom_id), count(*), coalesce(sum(billed_usd), 0), coalesce(sum(naive_usd), 0) "
-            f"FROM ({written}) w", prefix)[0]
-    for name in ("cb_tmp_req", "cb_tmp_ans"):
+            "SELECT count(*), coalesce(sum(items), 0), coalesce(sum(billed), 0), coalesce(sum(naive), 0) "
+            "FROM cb_tmp_written")[0]
+    for name in ("cb_tmp_req", "cb_tmp_ans", "cb_tmp_written"):
         wh.execute(f"DROP TABLE IF EXISTS {name}")
     return Collected(requests=int(totals[0]), items=int(totals[1]), billed_usd=float(totals[2]), naive_usd=float(totals[3]))
 

@@ -73,3 +73,23 @@ def test_sql_and_python_parsers_agree(tmp_path, multi, mode):
     assert got == expected
     statuses = {v[0] for v in expected.values()}
     assert {"succeeded", "missing", "invalid_output"} <= statuses  # the corpus exercises every rule
+
+
+def test_a_line_this_submission_never_sent_is_ignored_and_named_in_the_log(tmp_path, caplog):
+    spec = prompts.PromptSpec(model="claude-sonnet-4-5", instructions="i", labels=LABELS)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    store = StateStore(Warehouse(con))
+    store.ensure()
+    con.execute(f"INSERT INTO {store.t['cb_requests']} (custom_id, submission_key, item_count, status) "
+                "VALUES ('sub-000000', 'sub', 1, 'in_flight')")
+    message = {"content": [{"type": "text", "text": json.dumps({"groups": [{"label": "pos", "ids": [1]}]})}],
+               "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 1}}
+    lines = [{"custom_id": cid, "result": {"type": "succeeded", "message": message}}
+             for cid in ("sub-000000", "other-000000")]
+    path = tmp_path / "results.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with caplog.at_level("WARNING"):
+        collect.stage_results_file(store, path, spec, "claude-sonnet-4-5", "sub")
+    assert "1 result line(s) had custom_ids this submission never sent" in caplog.text
+    assert con.execute("SELECT custom_id FROM cb_tmp_req").fetchall() == [("sub-000000",)]
+    assert con.execute("SELECT item_id, status, labels FROM cb_tmp_ans").fetchall() == [(1, "succeeded", ["pos"])]
