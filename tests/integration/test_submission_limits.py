@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import duckdb
+
 
 def rows(n: int, start: int = 1) -> list[tuple[int, str]]:
     return [(i, f"review {i}: great product, I love it" if i % 2 else f"review {i}: broke, terrible")
@@ -73,3 +75,29 @@ def test_auto_mode_goes_realtime_for_small_increments(project, emulator):
     tiers = project.sql("""SELECT DISTINCT service_tier FROM claude_batch.cb_requests r
                            JOIN claude_batch.cb_batches b USING (submission_key) WHERE b.mode = 'realtime'""")
     assert tiers == [("standard",)]
+
+
+def test_bodies_over_256_mb_split_at_the_api_limit(project, emulator):
+    # The real limit, not a small override: 12,500 texts of ~19,400 characters go one to a request
+    # (max_pack_chars), so the requests' bodies come to ~267 MB, more than one batch may carry.
+    n = 12_500
+    con = duckdb.connect(str(project.db))
+    try:
+        con.execute("CREATE SCHEMA app")
+        con.execute("""CREATE TABLE app.reviews AS SELECT CAST(i AS INTEGER) AS id,
+                       'review ' || i || ': ' || repeat('good product, would buy again. ', 645) AS body
+                       FROM range(1, ? + 1) r(i)""", [n])
+    finally:
+        con.close()
+    project.dbt()
+    batches = project.sql("SELECT request_count, body_bytes FROM claude_batch.cb_batches")
+    assert len(batches) == 2
+    assert all(size <= 256_000_000 for _, size in batches)
+    assert sum(size for _, size in batches) > 256_000_000
+    assert sum(count for count, _ in batches) == n
+    assert emulator.wait_idle(timeout=600)
+    project.dbt()
+    assert project.sql("SELECT status, count(*) FROM main.review_sentiment GROUP BY 1") == [("succeeded", n)]
+    # The emulator saw every text once, across the two bodies.
+    sent = Counter(text for rec in emulator.received() for text in rec["rows"])
+    assert len(sent) == n and max(sent.values()) == 1
