@@ -232,9 +232,9 @@ class StateStore:
 
     def _upgrade(self, name: str, cols: str, present: dict[str, str]) -> None:
         """A table written by an older release: add the columns it lacks (nothing is dropped), and
-        turn its text keys (md5 strings) into this release's type, values unchanged."""
+        convert a column whose type changed (text keys were md5 strings), values unchanged."""
         wanted = {c.split()[0]: c.split()[1] for c in cols.split(",")}
-        retype = [c for c, typ in wanted.items() if c == "text_hash" and c in present and present[c] != typ]
+        retype = [c for c, typ in wanted.items() if c in present and present[c] != typ]
         if not retype:
             for col, typ in wanted.items():
                 if col not in present:

@@ -162,14 +162,15 @@ class Warehouse:
         """Replace ``table`` by a new one with ``columns_ddl``, filled from the old one (target column →
         SQL expression over the old columns). How an older release's state changes a column's type:
         DuckDB cannot ALTER the type of a column in a table with a key constraint, which early
-        releases had. Callers run it inside the upgrade's transaction, so it lands whole or not at all."""
+        releases had. One transaction: an interrupted upgrade leaves the old table, never none."""
         schema_prefix, _, name = table.rpartition(".")
         new = f"{schema_prefix}.{quote_ident(self.temp_name('upgrade'))}"
-        self.execute(f"CREATE TABLE {new} ({columns_ddl})")
         cols = ", ".join(quote_ident(c) for c in copy)
-        self.execute(f"INSERT INTO {new} ({cols}) SELECT {', '.join(copy.values())} FROM {table}")
-        self.execute(f"DROP TABLE {table}")
-        self.execute(f"ALTER TABLE {new} RENAME TO {name}")
+        with self.transaction():
+            self.execute(f"CREATE TABLE {new} ({columns_ddl})")
+            self.execute(f"INSERT INTO {new} ({cols}) SELECT {', '.join(copy.values())} FROM {table}")
+            self.execute(f"DROP TABLE {table}")
+            self.execute(f"ALTER TABLE {new} RENAME TO {name}")
 
     def table_exists(self, relation_sql: str) -> bool:
         try:
