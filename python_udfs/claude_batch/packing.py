@@ -29,7 +29,7 @@ CUSTOM_ID_LEN = 19
 REQ_DIGITS = 6
 
 # Temp tables written here (connection-local, replaced every run).
-ITEMS = "cb_tmp_packed"  # one row per pending item: rn, req_no, item_id
+ITEMS = "cb_tmp_packed"  # the plan: one row per pending item, its pending columns, req_no and item_id
 REQUESTS = "cb_tmp_reqs"  # one row per request: req_no, n_items, chars, attempt
 
 
@@ -85,26 +85,27 @@ def greedy_split(chars: Sequence[int], max_chars: int) -> list[int]:
 
 
 def pack(wh: Warehouse, pending: str, *, pack_size: int, max_pack_chars: int) -> int:
-    """Assign every item of ``pending`` (rn, chars, attempt, alone; rn dense from 1) to a request.
+    """Assign every item of ``pending`` (rn, text_hash, text, n_rows, attempt, alone, chars; rn dense
+    from 1) to a request.
 
-    Writes ``cb_tmp_packed`` (rn, req_no, item_id) and ``cb_tmp_reqs``; requests are numbered from
-    1 with no gaps. Returns the number of requests.
+    Writes ``cb_tmp_packed``, the plan: every pending column plus ``req_no`` and ``item_id``, so the
+    steps after it (request shapes, bodies, the intent, the submission key) read one table and join
+    nothing; and ``cb_tmp_reqs``, one row per request. Requests are numbered from 1 with no gaps.
+    Returns the number of requests.
     """
     size = max(int(pack_size), 1)
     # The run an item starts in: alone items (and pack_size 1) get a run of their own.
-    wh.execute(f"""
-        CREATE OR REPLACE TEMP TABLE cb_tmp_runs AS
-        SELECT rn, chars, CASE WHEN alone OR {size} = 1 THEN -rn ELSE (rn - 1) // {size} END AS run
-        FROM {pending}""")
+    run = f"CASE WHEN alone OR {size} = 1 THEN -rn ELSE (rn - 1) // {size} END"
+    runs = f"(SELECT rn, chars, {run} AS run FROM {pending})"
     over = wh.fetchall(f"""
-        SELECT rn, chars, run FROM cb_tmp_runs
-        WHERE run IN (SELECT run FROM cb_tmp_runs WHERE run >= 0 GROUP BY run
+        SELECT rn, chars, run FROM {runs} r
+        WHERE run IN (SELECT run FROM {runs} x WHERE run >= 0 GROUP BY run
                       HAVING sum(chars) > {int(max_pack_chars)} AND count(*) > 1)
         ORDER BY rn""")
     subs: dict[int, int] = {}
     by_run: dict[int, list[tuple[int, int]]] = {}
-    for rn, chars, run in over:
-        by_run.setdefault(run, []).append((rn, chars))
+    for rn, chars, run_no in over:
+        by_run.setdefault(run_no, []).append((rn, chars))
     for members in by_run.values():
         for (rn, _), sub in zip(members, greedy_split([c for _, c in members], max_pack_chars)):
             subs[rn] = sub
@@ -119,24 +120,23 @@ def pack(wh: Warehouse, pending: str, *, pack_size: int, max_pack_chars: int) ->
         try:
             wh.execute(f"""
                 CREATE OR REPLACE TEMP TABLE {ITEMS} AS
-                SELECT rn, dense_rank() OVER (ORDER BY run < 0, abs(run), sub) AS req_no,
-                       row_number() OVER (PARTITION BY run, sub ORDER BY rn) AS item_id
-                FROM (SELECT r.rn, r.run, coalesce(s.sub, 0) AS sub
-                      FROM cb_tmp_runs r LEFT JOIN {wh.q(name)} s USING (rn)) x""")
+                SELECT p.*, dense_rank() OVER (ORDER BY x.run < 0, abs(x.run), x.sub) AS req_no,
+                       row_number() OVER (PARTITION BY x.run, x.sub ORDER BY p.rn) AS item_id
+                FROM {pending} p
+                JOIN (SELECT r.rn, r.run, coalesce(s.sub, 0) AS sub
+                      FROM {runs} r LEFT JOIN {wh.q(name)} s USING (rn)) x USING (rn)""")
         finally:
             wh.con.unregister(name)
     else:
-        # The common case: arithmetic, no sort.
+        # The common case: arithmetic, no sort; requests follow rn, so the plan is in request order.
         wh.execute(f"""
             CREATE OR REPLACE TEMP TABLE {ITEMS} AS
-            SELECT rn, CASE WHEN run >= 0 THEN run + 1 ELSE rn END AS req_no,
-                   CASE WHEN run >= 0 THEN (rn - 1) % {size} + 1 ELSE 1 END AS item_id
-            FROM cb_tmp_runs""")
+            SELECT p.*, (rn - 1) // {size} + 1 AS req_no, (rn - 1) % {size} + 1 AS item_id
+            FROM {pending} p""")
     wh.execute(f"""
         CREATE OR REPLACE TEMP TABLE {REQUESTS} AS
-        SELECT k.req_no, count(*) AS n_items, sum(p.chars) AS chars, max(p.attempt) AS attempt
-        FROM {ITEMS} k JOIN {pending} p USING (rn) GROUP BY k.req_no""")
-    wh.execute("DROP TABLE IF EXISTS cb_tmp_runs")
+        SELECT req_no, count(*) AS n_items, sum(chars) AS chars, max(attempt) AS attempt
+        FROM {ITEMS} GROUP BY req_no""")
     return int(wh.scalar(f"SELECT count(*) FROM {REQUESTS}") or 0)
 
 
@@ -146,13 +146,12 @@ def shapes(wh: Warehouse) -> list[RequestShape]:
         f"SELECT req_no, n_items, chars, attempt FROM {REQUESTS} ORDER BY req_no")]
 
 
-def fetch_planned(wh: Warehouse, pending: str, first: int, last: int, spec: prompts.PromptSpec,
+def fetch_planned(wh: Warehouse, first: int, last: int, spec: prompts.PromptSpec,
                   cache: bool) -> list[PlannedRequest]:
     """Requests ``first``..``last`` with their texts (real-time path, calibration)."""
     rows = wh.fetchall(
-        f"""SELECT k.req_no, k.item_id, p.text_hash, p.text, p.n_rows, p.attempt, p.alone, p.chars
-            FROM {ITEMS} k JOIN {pending} p USING (rn)
-            WHERE k.req_no BETWEEN ? AND ? ORDER BY k.req_no, k.item_id""",
+        f"""SELECT req_no, item_id, text_hash, text, n_rows, attempt, alone, chars
+            FROM {ITEMS} WHERE req_no BETWEEN ? AND ? ORDER BY req_no, item_id""",
         [first, last],
     )
     out: list[PlannedRequest] = []
@@ -168,12 +167,12 @@ def fetch_planned(wh: Warehouse, pending: str, first: int, last: int, spec: prom
     return out
 
 
-def submission_key_sql(wh: Warehouse, pending: str, version: str, seq: int, first: int, last: int) -> str:
+def submission_key_sql(wh: Warehouse, version: str, seq: int, first: int, last: int) -> str:
     """Key of the submission of requests ``first``..``last``, from a digest the warehouse computes
     over its items (text hash and attempt), so no item crosses into Python."""
     n, digest = wh.fetchall(
-        f"""SELECT count(*), {wh.set_digest_sql("p.text_hash", "p.attempt")}
-            FROM {ITEMS} k JOIN {pending} p USING (rn) WHERE k.req_no BETWEEN ? AND ?""",
+        f"""SELECT count(*), {wh.set_digest_sql("text_hash", "attempt")}
+            FROM {ITEMS} WHERE req_no BETWEEN ? AND ?""",
         [first, last],
     )[0]
     return hashlib.sha256(f"{version}|{seq}|{n}|{digest}".encode()).hexdigest()[:12]

@@ -318,7 +318,7 @@ class Pipeline:
         elif mode == "realtime":
             from . import realtime
 
-            planned = packing.fetch_planned(self.wh, PENDING, 1, admitted[-1].req_no, self.cfg.spec, plan.mark)
+            planned = packing.fetch_planned(self.wh, 1, admitted[-1].req_no, self.cfg.spec, plan.mark)
             realtime.submit(self, planned, prefix, plan.mark)
         else:
             self._submit_batches(admitted, prefix, plan.mark)
@@ -326,7 +326,7 @@ class Pipeline:
         info(f"planned {self.run.pending_texts:,} text(s) into {n_requests:,} request(s)")
         # The plan's tables hold every pending text (a million is hundreds of MB): free them now, not
         # when dbt closes the connection, for the collect, the output and the user's other models.
-        for table in (bodies.TABLE, packing.ITEMS, packing.REQUESTS, PENDING):
+        for table in (packing.ITEMS, packing.REQUESTS, PENDING):
             self.wh.execute(f"DROP TABLE IF EXISTS {table}")
 
     def _submit_batches(self, admitted: list[packing.RequestShape], prefix: int, cached: bool) -> None:
@@ -336,27 +336,28 @@ class Pipeline:
         Bodies are rendered by the warehouse and streamed from scratch files (``bodies.py``).
         """
         encoder = prompts.RequestEncoder(self.cfg.spec, cache=cached)
-        sizes = bodies.render(self.wh, encoder, PENDING)  # indexed by req_no - 1
-        ranges, oversized = batches.split_ranges(
-            [(s.req_no, sizes[s.req_no - 1]) for s in admitted],
-            max_count=self.cfg.max_requests_per_batch, max_bytes=self.cfg.max_batch_bytes,
-        )
-        for req_no, size in oversized:
-            warn(f"request {req_no} is {size} bytes, over max_batch_bytes ({self.cfg.max_batch_bytes}); "
-                 "its text(s) stay pending: lower pack_size or max_pack_chars")
-        seq = self.store.next_intent_seq(self.cfg.name)
-        started = time.monotonic()
-        pending_total = sum(s.n_items for s in admitted)
-        workers = max(1, self.cfg.parallel_creates)
-        pool = ThreadPoolExecutor(max_workers=workers)
-        in_flight: list = []
-        pacer = _Pacer(self.cfg.batch_rpm)
         scratch = tempfile.TemporaryDirectory(prefix="claude_batch_bodies_")
+        pool = None
         try:
-            for first, last, size in ranges:
-                sub_key = packing.submission_key_sql(self.wh, PENDING, self.cfg.version, seq, first, last)
+            rows = bodies.render(self.wh, encoder, Path(scratch.name) / "rows")
+            ranges, oversized = batches.split_ranges(
+                [(s.req_no, rows.sizes[s.req_no - 1]) for s in admitted],
+                max_count=self.cfg.max_requests_per_batch, max_bytes=self.cfg.max_batch_bytes,
+            )
+            for req_no, size in oversized:
+                warn(f"request {req_no} is {size} bytes, over max_batch_bytes ({self.cfg.max_batch_bytes}); "
+                     "its text(s) stay pending: lower pack_size or max_pack_chars")
+            seq = self.store.next_intent_seq(self.cfg.name)
+            started = time.monotonic()
+            pending_total = sum(s.n_items for s in admitted)
+            workers = max(1, self.cfg.parallel_creates)
+            pool = ThreadPoolExecutor(max_workers=workers)
+            in_flight: list = []
+            pacer = _Pacer(self.cfg.batch_rpm)
+            for first, last, _ in ranges:
+                sub_key = packing.submission_key_sql(self.wh, self.cfg.version, seq, first, last)
                 seq += 1
-                body = bodies.write(self.wh, encoder, first, last, sub_key, Path(scratch.name) / f"{sub_key}.rows", size)
+                body = bodies.FileBody(encoder, rows, first, last, sub_key)
                 n_req = last - first + 1
                 n_items = self._record_intent_sql(sub_key, first, last, body.size, prefix, cached)
                 checkpoint("after_intent")
@@ -373,7 +374,8 @@ class Pipeline:
             while in_flight:
                 self._finish_create(*in_flight.pop(0))
         finally:
-            pool.shutdown(wait=True)
+            if pool is not None:
+                pool.shutdown(wait=True)
             scratch.cleanup()
 
     def _record_intent_sql(self, sub_key: str, first: int, last: int, body_bytes: int, prefix: int,
@@ -394,9 +396,9 @@ class Pipeline:
                        {_lit(self.cfg.version)}, {_lit(self.cfg.spec.model)}, attempt, n_items,
                        {int(prefix)}, {bool(cached)}, chars, 'submitting'
                 FROM {packing.REQUESTS} WHERE req_no {where}""",
-            f"""SELECT {packing.custom_id_sql(sub_key, f'k.req_no - {int(first)}')}, k.item_id, {_lit(self.cfg.version)},
-                       p.text_hash, p.attempt, p.chars
-                FROM {packing.ITEMS} k JOIN {PENDING} p USING (rn) WHERE k.req_no {where}""",
+            f"""SELECT {packing.custom_id_sql(sub_key, f'req_no - {int(first)}')}, item_id, {_lit(self.cfg.version)},
+                       text_hash, attempt, chars
+                FROM {packing.ITEMS} WHERE req_no {where}""",
         )
         return int(n_items)
 
@@ -598,7 +600,7 @@ class _Guard:
         cal = estimate_mod.local(self.prefix)
         if self.pipe.cfg.count_tokens_api:
             try:
-                sample = packing.fetch_planned(self.pipe.wh, PENDING, request.req_no, request.req_no,
+                sample = packing.fetch_planned(self.pipe.wh, request.req_no, request.req_no,
                                                self.pipe.cfg.spec, self.cached)[0]
                 cal = estimate_mod.calibrate(self.pipe.client, self.pipe.cfg.spec, sample.rows(),
                                              cached=self.cached, local_prefix=self.prefix)

@@ -461,7 +461,7 @@ def submit(pipe: "Pipeline", planned: list[packing.PlannedRequest], prefix: int,
     Called by ``Pipeline.submit`` when the mode resolves to realtime. Writes the same tables as a
     collected batch (``collect.apply_staging``) and adds to ``pipe.run``.
     """
-    from .pipeline import PENDING, info, warn
+    from .pipeline import info, warn
 
     cfg = pipe.cfg
     spec, model = cfg.spec, cfg.spec.model
@@ -482,7 +482,7 @@ def submit(pipe: "Pipeline", planned: list[packing.PlannedRequest], prefix: int,
         client = runner.run(_build_client(limits, base_client, pipe._client))
 
         def start(n: int, chunk: list[packing.PlannedRequest]) -> tuple[str, list, concurrent.futures.Future]:
-            sub_key = packing.submission_key_sql(pipe.wh, PENDING, cfg.version, base_seq + n,
+            sub_key = packing.submission_key_sql(pipe.wh, cfg.version, base_seq + n,
                                                  chunk[0].req_no, chunk[-1].req_no)
             for index, p in enumerate(chunk):  # custom_ids carry their submission key
                 p.custom_id = packing.custom_id(sub_key, index)

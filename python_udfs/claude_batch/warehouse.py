@@ -123,16 +123,9 @@ class Warehouse:
     def now_sql(self) -> str:
         return "now()::TIMESTAMP"
 
-    def string_agg_sql(self, expr: str, sep: str) -> str:
-        """Aggregate: the group's strings joined by ``sep`` (an SQL expression), in no particular order."""
-        return f"string_agg({expr}, {sep})"
-
-    def json_string_sql(self, expr: str) -> str:
-        """A text as a JSON string literal (quotes and escapes included), as VARCHAR."""
-        return f"CAST(to_json({expr}) AS VARCHAR)"
-
-    def byte_length_sql(self, expr: str) -> str:
-        return f"strlen({expr})"
+    def json_inner_sql(self, expr: str) -> str:
+        """A text as it is inside a JSON string literal (escaped, without the quotes), as VARCHAR."""
+        return f"CAST(to_json({expr}) AS VARCHAR)[2:-2]"
 
     def set_digest_sql(self, *exprs: str) -> str:
         """Aggregate: an order-independent digest of the group's distinct rows (same rows, same digest)."""

@@ -90,10 +90,10 @@ def test_greedy_split():
 def test_custom_ids_legal_unique_deterministic(wh):
     load_pending(wh, [f"text {i}" for i in range(30)])
     packing.pack(wh, "pending", pack_size=7, max_pack_chars=10_000)
-    a = packing.submission_key_sql(wh, "pending", "v1", 0, 1, 5)
-    assert a == packing.submission_key_sql(wh, "pending", "v1", 0, 1, 5)
-    assert a != packing.submission_key_sql(wh, "pending", "v1", 1, 1, 5)
-    assert a != packing.submission_key_sql(wh, "pending", "v1", 0, 1, 4)
+    a = packing.submission_key_sql(wh, "v1", 0, 1, 5)
+    assert a == packing.submission_key_sql(wh, "v1", 0, 1, 5)
+    assert a != packing.submission_key_sql(wh, "v1", 1, 1, 5)
+    assert a != packing.submission_key_sql(wh, "v1", 0, 1, 4)
     ids = [packing.custom_id(a, i) for i in range(5)]
     assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", i) and i.startswith(a) for i in ids)
     assert all(len(i) == packing.CUSTOM_ID_LEN for i in ids)
@@ -105,12 +105,12 @@ def test_warehouse_rendered_body_equals_sdk_params_and_size_is_exact(wh, tmp_pat
     load_pending(wh, texts)
     packing.pack(wh, "pending", pack_size=4, max_pack_chars=10_000)
     enc = prompts.RequestEncoder(SPEC, cache=True)
-    sizes = bodies.render(wh, enc, "pending")
-    planned = packing.fetch_planned(wh, "pending", 1, 2, SPEC, True)
-    total = bodies.EncodedBody.total_size(sizes[:2])
-    body = bodies.write(wh, enc, 1, 2, "abcdef012345", tmp_path / "rows", total)
+    rows = bodies.render(wh, enc, tmp_path / "rows")
+    planned = packing.fetch_planned(wh, 1, 2, SPEC, True)
+    body = bodies.FileBody(enc, rows, 1, 2, "abcdef012345")
     pieces = list(body._pieces())
-    assert [len(p) for p in pieces] == sizes
+    assert [len(p) for p in pieces] == rows.sizes
+    assert b"".join(body) == b'{"requests":[' + b",".join(pieces) + b"]}" and body.size == len(b"".join(body))
     for index, (piece, p) in enumerate(zip(pieces, planned)):
         got = json.loads(piece)
         assert got["custom_id"] == packing.custom_id("abcdef012345", index)
@@ -121,6 +121,30 @@ def test_warehouse_rendered_body_equals_sdk_params_and_size_is_exact(wh, tmp_pat
         got["params"]["messages"] = expected["messages"] = None
         assert got["params"] == expected
     sent = b"".join(body)
-    assert len(sent) == body.size == total
+    assert len(sent) == body.size == bodies.EncodedBody.total_size(rows.sizes[:2])
     whole = json.loads(sent)
     assert len(whole["requests"]) == 2
+
+
+@pytest.mark.parametrize("alone", [set(), {0, 7, 8, 20}])
+def test_every_request_of_a_rendered_plan_carries_exactly_its_rows(wh, tmp_path, alone):
+    """Arithmetic packing streams the plan in request order; alone items (a ranked plan) make the
+    renderer sort. Either way each request's message holds its own rows and nothing else."""
+    texts = [f"review {i} " + "é<&>\"" * (i % 3) for i in range(23)]
+    load_pending(wh, texts, alone=alone)
+    n = packing.pack(wh, "pending", pack_size=5, max_pack_chars=10_000)
+    enc = prompts.RequestEncoder(SPEC, cache=False)
+    rows = bodies.render(wh, enc, tmp_path / "rows")
+    assert len(rows.sizes) == n
+    body = bodies.FileBody(enc, rows, 1, n, "abcdef012345")
+    sent = b"".join(body)
+    assert len(sent) == body.size
+    requests = json.loads(sent)["requests"]
+    planned = packing.fetch_planned(wh, 1, n, SPEC, False)
+    assert len(requests) == len(planned) == n
+    for got, p in zip(requests, planned):
+        assert sorted(prompts.parse_rows(got["params"]["messages"][0]["content"])) == sorted(p.rows())
+    # A later batch of the same plan starts at its own first request.
+    tail = json.loads(b"".join(bodies.FileBody(enc, rows, 3, n, "abcdef012345")))["requests"]
+    assert [sorted(prompts.parse_rows(r["params"]["messages"][0]["content"])) for r in tail] == [
+        sorted(p.rows()) for p in planned[2:]]
