@@ -47,11 +47,18 @@ _ANS_SCHEMA = pa.schema([
 ])
 
 
-_USAGE_SHAPE = json.dumps({
+_USAGE_SHAPE = {
     "input_tokens": "BIGINT", "output_tokens": "BIGINT", "cache_creation_input_tokens": "BIGINT",
     "cache_read_input_tokens": "BIGINT", "service_tier": "VARCHAR",
     "cache_creation": {"ephemeral_5m_input_tokens": "BIGINT", "ephemeral_1h_input_tokens": "BIGINT"},
-})
+}
+# What a result line's ``result`` is read as (the rest of it is ignored); an answer's tool input stays JSON.
+_RESULT_SHAPE = json.dumps({
+    "type": "VARCHAR",
+    "message": {"content": [{"type": "VARCHAR", "text": "VARCHAR", "input": "JSON"}], "stop_reason": "VARCHAR",
+                "usage": _USAGE_SHAPE},
+    "error": {"error": {"type": "VARCHAR", "message": "VARCHAR"}},
+}).replace("'", "''")
 
 
 @dataclass
@@ -157,41 +164,41 @@ def _load_python_staging(wh: Warehouse, staging: _Staging) -> None:
 
 
 def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, model: str,
-                       submission_key: str) -> None:
-    """Parse a results JSONL into the staging tables with DuckDB; Python only for odd answers."""
+                       submission_key: str) -> str:
+    """Parse a results JSONL with DuckDB: stage its requests (``cb_tmp_req``) and return the SQL of
+    its rows' outcomes (ln, item_id, status, labels, error, answer_tokens), which the write reads
+    without an intermediate table. Odd answers go through Python into ``cb_tmp_ans``, part of that SQL."""
     wh, t = store.wh, store.t
     source = wh.read_jsonl_sql(path, {"custom_id": "VARCHAR", "result": "JSON"})
+    # One typed parse of each line (from_json: a field of an unexpected type reads as NULL, it does
+    # not fail the batch); the answer is kept as JSON when it is the one content block we asked for
+    # (a forced tool call, or JSON text) and holds a groups array.
     wh.execute(f"""
         CREATE OR REPLACE TEMP TABLE cb_tmp_lines AS
-        SELECT CAST(row_number() OVER () AS INTEGER) AS ln, l.custom_id, r.item_count,
-               json_extract_string(l.result, '$.type') AS type,
-               json_extract(l.result, '$.message') AS message,
-               json_extract(l.result, '$.error.error') AS error,
-               from_json(json_extract(l.result, '$.message.usage'), '{_USAGE_SHAPE}') AS u
-        FROM {source} l
-        LEFT JOIN {t['cb_requests']} r ON r.custom_id = l.custom_id AND r.submission_key = ?""", [submission_key])
+        SELECT ln, custom_id, item_count, type, error_type, error_message, u, raw,
+               CASE WHEN json_type(candidate, '$.groups') = 'ARRAY' THEN candidate END AS answer
+        FROM (
+            SELECT ln, custom_id, item_count, res.type AS type, res.error.error.type AS error_type,
+                   res.error.error.message AS error_message, res.message.usage AS u,
+                   CASE WHEN res.type = 'succeeded' AND len(res.message.content) = 1
+                             AND coalesce(res.message.stop_reason, '') <> 'max_tokens' THEN
+                       CASE res.message.content[1].type
+                            WHEN 'tool_use' THEN res.message.content[1].input
+                            WHEN 'text' THEN CASE WHEN json_valid(res.message.content[1].text)
+                                                  THEN CAST(res.message.content[1].text AS JSON) END END
+                   END AS candidate,
+                   CASE res.message.content[1].type WHEN 'tool_use' THEN CAST(res.message.content[1].input AS VARCHAR)
+                        ELSE res.message.content[1].text END AS raw
+            FROM (SELECT CAST(row_number() OVER () AS INTEGER) AS ln, l.custom_id, r.item_count,
+                         from_json(l.result, '{_RESULT_SHAPE}') AS res
+                  FROM {source} l
+                  LEFT JOIN {t['cb_requests']} r ON r.custom_id = l.custom_id AND r.submission_key = ?) x
+        ) y""", [submission_key])
     # One read of the file: lines whose custom_id this submission never sent are counted, then dropped.
     unknown = wh.scalar("SELECT count(*) FROM cb_tmp_lines WHERE item_count IS NULL")
     if unknown:
         log.warning("%d result line(s) had custom_ids this submission never sent; ignored", unknown)
         wh.execute("DELETE FROM cb_tmp_lines WHERE item_count IS NULL")
-    # The answer JSON when it is the one content block we asked for (a forced tool call, or JSON text).
-    wh.execute("""
-        CREATE OR REPLACE TEMP TABLE cb_tmp_answers AS
-        SELECT ln, item_count, answer, raw FROM (
-            SELECT ln, item_count,
-                   CASE kind WHEN 'tool_use' THEN json_extract(message, '$.content[0].input')
-                             WHEN 'text' THEN CASE WHEN json_valid(txt) THEN CAST(txt AS JSON) END END AS answer,
-                   CASE kind WHEN 'tool_use' THEN CAST(json_extract(message, '$.content[0].input') AS VARCHAR)
-                             ELSE txt END AS raw
-            FROM (SELECT ln, item_count, message,
-                         json_extract_string(message, '$.content[0].type') AS kind,
-                         json_extract_string(message, '$.content[0].text') AS txt
-                  FROM cb_tmp_lines
-                  WHERE type = 'succeeded' AND json_array_length(message, '$.content') = 1
-                    AND coalesce(json_extract_string(message, '$.stop_reason'), '') <> 'max_tokens') m
-        ) a
-        WHERE json_type(answer, '$.groups') = 'ARRAY'""")
 
     # Usage was read once per line into a typed struct (``u``); cache writes by TTL when the API
     # breaks them down, else the single cache_creation_input_tokens figure counts as 5-minute writes.
@@ -204,6 +211,41 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
         "cache_read_tokens": "coalesce(u.cache_read_input_tokens, 0)",
         "service_tier": "coalesce(u.service_tier, 'standard')",
     }
+    _create_staging_tables(wh)
+    billed = cost.billed_usd_sql(model, usage)
+    # The raw answer is staged for every request; the write keeps it only on rows that did not succeed.
+    wh.execute(f"""
+        INSERT INTO cb_tmp_req
+        SELECT ln, custom_id, type,
+               CASE WHEN type = 'errored' THEN error_type END,
+               CASE WHEN type = 'errored' THEN error_message END,
+               {usage['input_tokens']}, {usage['output_tokens']}, {usage['cache_write_5m_tokens']},
+               {usage['cache_write_1h_tokens']}, {usage['cache_read_tokens']},
+               CASE WHEN type = 'succeeded' THEN {usage['service_tier']} END,
+               CASE WHEN type = 'succeeded' THEN {billed} ELSE 0 END,
+               CASE WHEN answer IS NOT NULL THEN left(raw, {MAX_RAW_ANSWER_CHARS}) END
+        FROM cb_tmp_lines
+        WHERE type <> 'succeeded' OR answer IS NOT NULL""")
+    # Answers SQL could not read (several blocks, fences, cut by max_tokens): the Python parser, on
+    # the message as the API sent it (a second read of the file, for these lines only).
+    odd = []
+    if wh.scalar("SELECT count(*) FROM cb_tmp_lines WHERE type = 'succeeded' AND answer IS NULL"):
+        odd = wh.fetchall(f"""
+            SELECT l.ln, l.custom_id, l.item_count, CAST(json_extract(f.result, '$.message') AS VARCHAR)
+            FROM cb_tmp_lines l JOIN {source} f USING (custom_id)
+            WHERE l.type = 'succeeded' AND l.answer IS NULL""")
+    if odd:
+        staging = _Staging()
+        for ln, custom_id, item_count, message in odd:
+            stage_message(staging, spec, model, custom_id, int(item_count), "succeeded", json.loads(message), None,
+                          ln=int(ln))
+        _load_python_staging(wh, staging)
+    return _outcomes_sql(spec) + " UNION ALL SELECT * FROM cb_tmp_ans"
+
+
+def _outcomes_sql(spec: prompts.PromptSpec) -> str:
+    """Every (request, row) an answer in ``cb_tmp_lines`` names, judged: the SQL twin of
+    ``prompts.parse_answer`` (tests/unit/test_collect_parsers.py holds them to the same rules)."""
     # ids read as text: a JSON number and a digit string alike ('3'); anything else fails the digit test.
     shape = '{"groups":[{"label":"JSON","ids":["VARCHAR"]}]}'
     names = "[" + ", ".join(quote_literal(n) for n in spec.label_names) + "]"
@@ -226,9 +268,7 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
         f"'several labels (' || pi.n_good || ', e.g. ' || {names}[pi.first_pos + 1] || ' and ' "
         f"|| {names}[pi.last_pos + 1] || ') for a single-label classifier'"
     )
-    _create_staging_tables(wh)
-    wh.execute(f"""
-        INSERT INTO cb_tmp_ans
+    return f"""
         WITH grp AS (  -- one row per group: its label (a string, else NULL) and its position in the set
             SELECT ln, item_count, label,
                    nullif(coalesce(list_position({names}, label), 0), 0) - 1 AS pos, ids
@@ -236,13 +276,16 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
                          CASE WHEN json_type(g.label) = 'VARCHAR' THEN json_extract_string(g.label, '$') END AS label,
                          g.ids
                   FROM (SELECT ln, item_count, unnest(from_json(answer, '{shape}').groups) AS g
-                        FROM cb_tmp_answers) x) y
+                        FROM cb_tmp_lines WHERE answer IS NOT NULL) x) y
         ),
         pairs AS (  -- every (request, row id, label) named; ids must be whole numbers (or digit strings)
             SELECT ln, label, pos, item_id FROM (
+                -- A canonical number reads back as itself; only the rest ('01', ' 2', '2.0') needs the
+                -- digit test, which costs more than the cast.
                 SELECT ln, item_count, label, pos,
-                       CASE WHEN regexp_full_match(id, '[0-9]+') THEN TRY_CAST(id AS BIGINT) END AS item_id
-                FROM (SELECT ln, item_count, label, pos, unnest(ids) AS id FROM grp) u
+                       CASE WHEN CAST(n AS VARCHAR) = id OR regexp_full_match(id, '[0-9]+') THEN n END AS item_id
+                FROM (SELECT ln, item_count, label, pos, id, TRY_CAST(id AS BIGINT) AS n
+                      FROM (SELECT ln, item_count, label, pos, unnest(ids) AS id FROM grp) u) c
             ) p
             WHERE item_id BETWEEN 1 AND item_count
         ),
@@ -257,60 +300,32 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
             FROM pairs
             GROUP BY ALL
         )
-        -- Rows the answer names; a row it does not name stays out and is 'missing' (apply_staging).
-        SELECT pi.ln, pi.item_id,
+        -- Rows the answer names; a row it does not name is 'missing' (apply_staging).
+        SELECT pi.ln, CAST(pi.item_id AS INTEGER) AS item_id,
                CASE WHEN pi.has_bad THEN 'invalid_output'
                     WHEN pi.first_pos IS NULL THEN 'missing'
                     WHEN {several} THEN 'invalid_output'
-                    ELSE 'succeeded' END,
-               CASE WHEN pi.first_pos IS NOT NULL AND NOT ({several}) THEN {labels} END,
+                    ELSE 'succeeded' END AS status,
+               CASE WHEN pi.first_pos IS NOT NULL AND NOT ({several}) THEN {labels} END AS labels,
                CASE WHEN pi.has_bad THEN 'label ' || coalesce(quote_bad, 'None') || ' is not one of the allowed labels'
                     WHEN pi.first_pos IS NULL THEN 'row missing from the answer'
                     WHEN {several} THEN {several_msg}
-                    END,
-               CASE WHEN pi.first_pos IS NOT NULL AND NOT ({several}) THEN {answer_tokens} ELSE 0 END
-        FROM (SELECT *, chr(39) || bad_label || chr(39) AS quote_bad FROM per_item) pi""")
-    billed = cost.billed_usd_sql(model, usage)
-    wh.execute(f"""
-        INSERT INTO cb_tmp_req
-        SELECT l.ln, l.custom_id, l.type,
-               CASE WHEN l.type = 'errored' THEN json_extract_string(l.error, '$.type') END,
-               CASE WHEN l.type = 'errored' THEN json_extract_string(l.error, '$.message') END,
-               {usage['input_tokens']}, {usage['output_tokens']}, {usage['cache_write_5m_tokens']},
-               {usage['cache_write_1h_tokens']}, {usage['cache_read_tokens']},
-               CASE WHEN l.type = 'succeeded' THEN {usage['service_tier']} END,
-               CASE WHEN l.type = 'succeeded' THEN {billed} ELSE 0 END,
-               CASE WHEN bad.ln IS NOT NULL THEN left(a.raw, {MAX_RAW_ANSWER_CHARS}) END
-        FROM cb_tmp_lines l LEFT JOIN cb_tmp_answers a USING (ln)
-        -- The raw answer is kept when any of its rows is not a success (named badly, or not named).
-        LEFT JOIN (SELECT a.ln FROM cb_tmp_answers a
-                   LEFT JOIN (SELECT ln, count(*) FILTER (WHERE status = 'succeeded') AS ok
-                              FROM cb_tmp_ans GROUP BY ln) k USING (ln)
-                   WHERE coalesce(k.ok, 0) < a.item_count) bad USING (ln)
-        WHERE l.type <> 'succeeded' OR a.ln IS NOT NULL""")
-    # Answers SQL could not read (several blocks, fences, cut by max_tokens): the Python parser.
-    odd = wh.fetchall("""
-        SELECT l.ln, l.custom_id, l.item_count, CAST(l.message AS VARCHAR) FROM cb_tmp_lines l
-        WHERE l.type = 'succeeded' AND l.ln NOT IN (SELECT ln FROM cb_tmp_answers)""")
-    if odd:
-        staging = _Staging()
-        for ln, custom_id, item_count, message in odd:
-            stage_message(staging, spec, model, custom_id, int(item_count), "succeeded", json.loads(message), None,
-                          ln=int(ln))
-        _load_python_staging(wh, staging)
-    for name in ("cb_tmp_lines", "cb_tmp_answers"):
-        wh.execute(f"DROP TABLE IF EXISTS {name}")
+                    END AS error,
+               CAST(CASE WHEN pi.first_pos IS NOT NULL AND NOT ({several}) THEN {answer_tokens} ELSE 0 END AS INTEGER)
+                   AS answer_tokens
+        FROM (SELECT *, chr(39) || bad_label || chr(39) AS quote_bad FROM per_item) pi"""
 
 
 # ---------------------------------------------------------------------------- writing
 
 
 def apply_staging(store: StateStore, staging: _Staging | None, submission_key: str, *, classifier: str,
-                  batch_id: str | None, model: str, final_status: str = "collected") -> Collected:
+                  batch_id: str | None, model: str, final_status: str = "collected",
+                  outcomes_sql: str = "SELECT * FROM cb_tmp_ans") -> Collected:
     """Write a submission's staged outcomes to its requests and to the results, in one transaction.
 
     ``staging`` is the Python-parsed outcomes (real-time path); None means the staging tables were
-    filled by ``stage_results_file``.
+    filled by ``stage_results_file``, whose SQL for the rows' outcomes is ``outcomes_sql``.
     """
     wh, t = store.wh, store.t
     if staging is not None:
@@ -350,6 +365,7 @@ def apply_staging(store: StateStore, staging: _Staging | None, submission_key: s
             INSERT INTO {t['cb_results']}
                 (version, text_hash, status, labels, raw_answer, error_type, error_message, custom_id,
                  batch_id, attempt, model, classifier, collected_at, billed_usd, naive_usd)
+            WITH a AS ({outcomes_sql})
             SELECT i.version, i.text_hash,
                    CASE WHEN r.status = 'succeeded' THEN coalesce(a.status, 'missing') ELSE r.status END,
                    a.labels,
@@ -379,7 +395,7 @@ def apply_staging(store: StateStore, staging: _Staging | None, submission_key: s
                 FROM {t['cb_requests']} q WHERE q.submission_key = ?
             ) r USING (custom_id)
             LEFT JOIN cb_tmp_req s USING (custom_id)
-            LEFT JOIN cb_tmp_ans a ON a.ln = s.ln AND a.item_id = i.item_id""",
+            LEFT JOIN a ON a.ln = s.ln AND a.item_id = i.item_id""",
             [batch_id, model, classifier, submission_key])
         # This submission's rows just written (its custom_ids carry its key, and now() is this
         # transaction's start, so older results of the same texts are not counted), summed per
@@ -398,7 +414,7 @@ def apply_staging(store: StateStore, staging: _Staging | None, submission_key: s
         totals = wh.fetchall(
             "SELECT count(*), coalesce(sum(items), 0), coalesce(sum(billed), 0), coalesce(sum(naive), 0) "
             "FROM cb_tmp_written")[0]
-    for name in ("cb_tmp_req", "cb_tmp_ans", "cb_tmp_written"):
+    for name in ("cb_tmp_req", "cb_tmp_ans", "cb_tmp_written", "cb_tmp_lines"):
         wh.execute(f"DROP TABLE IF EXISTS {name}")
     return Collected(requests=int(totals[0]), items=int(totals[1]), billed_usd=float(totals[2]), naive_usd=float(totals[3]))
 
@@ -426,8 +442,8 @@ def collect_batch(store: StateStore, client: Any, sub: dict, spec: prompts.Promp
             path = Path(tmp) / f"{sub['batch_id']}.jsonl"
             batches.download_results(client, sub["batch_id"], path, expected_lines=expected)
             checkpoint("after_download")
-            stage_results_file(store, path, spec, sub["model"], sub["submission_key"])
+            outcomes = stage_results_file(store, path, spec, sub["model"], sub["submission_key"])
             got = apply_staging(store, None, sub["submission_key"], classifier=classifier,
-                                batch_id=sub["batch_id"], model=sub["model"])
+                                batch_id=sub["batch_id"], model=sub["model"], outcomes_sql=outcomes)
     checkpoint("after_collect_write")
     return got

@@ -62,10 +62,10 @@ def test_sql_and_python_parsers_agree(tmp_path, multi, mode):
             expected[(cid, o.item_id)] = (o.status, list(o.labels) if o.status == "succeeded" else None)
     path = tmp_path / "results.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    collect.stage_results_file(store, path, spec, "claude-sonnet-4-5", "sub")
+    outcomes = collect.stage_results_file(store, path, spec, "claude-sonnet-4-5", "sub")
     got = {(cid, item): (status, labels if status == "succeeded" else None)
            for cid, item, status, labels in con.execute(
-               "SELECT r.custom_id, a.item_id, a.status, a.labels FROM cb_tmp_ans a JOIN cb_tmp_req r USING (ln)"
+               f"SELECT r.custom_id, a.item_id, a.status, a.labels FROM ({outcomes}) a JOIN cb_tmp_req r USING (ln)"
            ).fetchall()}
     assert set(got) <= set(expected)
     # A row the answer does not name is not staged: apply_staging makes it 'missing'.
@@ -89,7 +89,7 @@ def test_a_line_this_submission_never_sent_is_ignored_and_named_in_the_log(tmp_p
     path = tmp_path / "results.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     with caplog.at_level("WARNING"):
-        collect.stage_results_file(store, path, spec, "claude-sonnet-4-5", "sub")
+        outcomes = collect.stage_results_file(store, path, spec, "claude-sonnet-4-5", "sub")
     assert "1 result line(s) had custom_ids this submission never sent" in caplog.text
     assert con.execute("SELECT custom_id FROM cb_tmp_req").fetchall() == [("sub-000000",)]
-    assert con.execute("SELECT item_id, status, labels FROM cb_tmp_ans").fetchall() == [(1, "succeeded", ["pos"])]
+    assert con.execute(f"SELECT item_id, status, labels FROM ({outcomes})").fetchall() == [(1, "succeeded", ["pos"])]
