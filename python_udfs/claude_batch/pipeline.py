@@ -44,7 +44,7 @@ except Exception:  # pragma: no cover - dbt is a dependency, but keep the librar
 _py_log = logging.getLogger("claude_batch")
 
 LOCK_STALE_AFTER_S = 3 * 3600
-ROWS = "cb_tmp_rows"  # this run's source rows (temp table): keys, text, text_hash, truncated, skip_reason
+ROWS = "cb_tmp_rows"  # this run's source rows (temp table): keys, text (until gathered), text_hash, truncated, skip_reason
 PENDING = "cb_tmp_pending"  # this run's pending items (temp table): rn, text_hash, text, n_rows, attempt, alone, chars
 PER_VERSION = "cb_tmp_per_version"  # this run's StateStore.per_version_sql, materialised by gather
 
@@ -154,12 +154,16 @@ class Pipeline:
         source_rows.check_columns(self.wh, self.source_sql, self.cfg)
         self.store.ensure()
         self.store.record_version(self.cfg.name, self.cfg.version, self.cfg.spec.model, config_mod.describe(self.cfg))
-        # Render and hash the source once per run (a temp table): gather and the output both read it.
+
+    def scan_source(self) -> None:
+        """Render and hash the source once per run (a temp table): gather and the output both read it.
+
+        Done after collecting, not before: a big collect then has the warehouse's memory to itself.
+        """
         self.wh.execute(
             f"CREATE OR REPLACE TEMP TABLE {ROWS} AS "
             + source_rows.rows_sql(self.wh, self.source_sql, self.cfg)
         )
-        self.rows_sql = f"SELECT * FROM {ROWS}"
         keys = source_rows.key_list(self.wh, self.cfg.key_columns)
         total, null_keys, dup_keys = self.wh.fetchall(
             "SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE nk), 0), count(*) FILTER (WHERE NOT nk AND n > 1) "
@@ -276,12 +280,13 @@ class Pipeline:
         A temp table, not a Python list: a million pending texts are streamed out of it in chunks,
         so memory stays bounded whatever the backlog.
         """
+        self.scan_source()
         accepted = self.store.accepted_versions(self.cfg.name, self.cfg.version, self.cfg.reclassify)
         # The per-(version, text) summary of the results, once per run: the output reuses it unless
         # results are written after this point (real-time answers, a refused create, a wait loop).
         self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {PER_VERSION} AS {self.store.per_version_sql(accepted)}")
         self._per_version_at = self.store.result_writes
-        sql = self.store.pending_sql(self.rows_sql, self.cfg.version, self.cfg.max_attempts,
+        sql = self.store.pending_sql(f"SELECT * FROM {ROWS}", self.cfg.version, self.cfg.max_attempts,
                                      per_version=f"SELECT * FROM {PER_VERSION}")
         limit = f" LIMIT {int(self.cfg.max_rows_per_run)}" if self.cfg.max_rows_per_run is not None else ""
         # rn numbers the items densely (packing is arithmetic on it). No ORDER BY: sorting a million
@@ -290,6 +295,9 @@ class Pipeline:
             CREATE OR REPLACE TEMP TABLE {PENDING} AS
             SELECT row_number() OVER () AS rn, *, length(text) AS chars FROM ({sql}) q{limit}""")
         self.run.pending_texts = int(self.wh.scalar(f"SELECT count(*) FROM {PENDING}"))
+        # The pending texts are copied out; the output needs the source rows' keys and hashes only.
+        # Dropping the texts (a metadata change) gives the warehouse's memory back to what follows.
+        self.wh.execute(f"ALTER TABLE {ROWS} DROP COLUMN text")
         return self.run.pending_texts
 
     def submit(self) -> None:
@@ -311,6 +319,7 @@ class Pipeline:
             warn(plan.message)
         n_requests = packing.pack(self.wh, PENDING, pack_size=self.cfg.pack_size,
                                   max_pack_chars=self.cfg.max_pack_chars)
+        self.wh.execute(f"DROP TABLE IF EXISTS {PENDING}")  # the plan (packing.ITEMS) holds all of it now
         guard = _Guard(self, prefix, plan.mark, batch=batch)
         admitted = list(guard.admit(packing.shapes(self.wh)))
         if self.cfg.dry_run or not admitted:
