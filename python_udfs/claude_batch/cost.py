@@ -53,16 +53,30 @@ class Usage:
 
 
 def billed_usd(model: str, usage: Usage) -> float:
+    return _billed(model, usage.service_tier, usage.input_tokens, usage.cache_write_5m_tokens,
+                   usage.cache_write_1h_tokens, usage.cache_read_tokens, usage.output_tokens)
+
+
+def billed_usd_many(model: str, service_tier: str, *, input_tokens: Any, output_tokens: Any,
+                    cache_write_5m_tokens: Any = 0, cache_write_1h_tokens: Any = 0, cache_read_tokens: Any = 0) -> Any:
+    """``billed_usd`` of many requests at once: token counts as numpy arrays (or numbers), the same
+    arithmetic element by element, so each figure equals what ``billed_usd`` gives for it."""
+    return _billed(model, service_tier, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+                   cache_read_tokens, output_tokens)
+
+
+def _billed(model: str, service_tier: str, input_tokens: Any, write_5m: Any, write_1h: Any, read: Any,
+            output_tokens: Any) -> Any:
     info = catalog.model_info(model)
-    rate = catalog.BATCH_DISCOUNT if usage.service_tier == "batch" else 1.0
+    rate = catalog.BATCH_DISCOUNT if service_tier == "batch" else 1.0
     inp = info.input_usd_per_mtok * rate
     out = info.output_usd_per_mtok * rate
     return (
-        usage.input_tokens * inp
-        + usage.cache_write_5m_tokens * inp * catalog.CACHE_WRITE_5M
-        + usage.cache_write_1h_tokens * inp * catalog.CACHE_WRITE_1H
-        + usage.cache_read_tokens * inp * catalog.CACHE_READ
-        + usage.output_tokens * out
+        input_tokens * inp
+        + write_5m * inp * catalog.CACHE_WRITE_5M
+        + write_1h * inp * catalog.CACHE_WRITE_1H
+        + read * inp * catalog.CACHE_READ
+        + output_tokens * out
     ) / MTOK
 
 

@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
+
 from . import prompts, tokens
 
 CHARS_PER_TOKEN = 3.0
@@ -31,7 +33,7 @@ _FIXED = tokens.REQUEST_OVERHEAD_TOKENS + tokens.MESSAGE_OVERHEAD_TOKENS
 _COUNT_KEYS = ("model", "system", "messages", "tools", "tool_choice", "output_config")
 
 
-def local_row_tokens(chars: int, n_items: int) -> float:
+def local_row_tokens(chars: Any, n_items: Any) -> Any:
     """Local estimate of the rows' tokens in a request (without the fixed request overhead)."""
     return chars / CHARS_PER_TOKEN + ROW_TAG_TOKENS * n_items
 
@@ -50,6 +52,10 @@ class Calibration:
     def rows_tokens(self, chars: int, n_items: int) -> int:
         """Input tokens of a request besides the shared prefix."""
         return math.ceil(self.rows_factor * local_row_tokens(chars, n_items)) + self.fixed_tokens
+
+    def rows_tokens_many(self, chars: np.ndarray, n_items: np.ndarray) -> np.ndarray:
+        """``rows_tokens`` of many requests (numpy arrays), element by element the same arithmetic."""
+        return np.ceil(self.rows_factor * local_row_tokens(chars, n_items)) + self.fixed_tokens
 
     def describe(self) -> str:
         if self.source == "local":

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import numpy as np
 
 from . import batches, bodies, collect, config as config_mod, cost, packing, prompts
 from . import estimate as estimate_mod
@@ -321,16 +322,17 @@ class Pipeline:
                                   max_pack_chars=self.cfg.max_pack_chars)
         self.wh.execute(f"DROP TABLE IF EXISTS {PENDING}")  # the plan (packing.ITEMS) holds all of it now
         guard = _Guard(self, prefix, plan.mark, batch=batch)
-        admitted = list(guard.admit(packing.shapes(self.wh)))
+        shapes = packing.shapes(self.wh)
+        admitted = guard.admit(shapes)  # requests 1..admitted go
         if self.cfg.dry_run or not admitted:
             pass
         elif mode == "realtime":
             from . import realtime
 
-            planned = packing.fetch_planned(self.wh, 1, admitted[-1].req_no, self.cfg.spec, plan.mark)
+            planned = packing.fetch_planned(self.wh, 1, admitted, self.cfg.spec, plan.mark)
             realtime.submit(self, planned, prefix, plan.mark)
         else:
-            self._submit_batches(admitted, prefix, plan.mark)
+            self._submit_batches(shapes, admitted, prefix, plan.mark)
         guard.report()
         info(f"planned {self.run.pending_texts:,} text(s) into {n_requests:,} request(s)")
         # The plan's tables hold every pending text (a million is hundreds of MB): free them now, not
@@ -338,8 +340,8 @@ class Pipeline:
         for table in (packing.ITEMS, packing.REQUESTS, PENDING):
             self.wh.execute(f"DROP TABLE IF EXISTS {table}")
 
-    def _submit_batches(self, admitted: list[packing.RequestShape], prefix: int, cached: bool) -> None:
-        """Cut the admitted requests into batches at the count and byte limits; several creates in flight.
+    def _submit_batches(self, shapes: packing.RequestShapes, admitted: int, prefix: int, cached: bool) -> None:
+        """Cut requests 1..``admitted`` into batches at the count and byte limits; several creates in flight.
 
         Each batch's intent is recorded before its create call, and its id right after the answer.
         Bodies are rendered by the warehouse and streamed from scratch files (``bodies.py``).
@@ -350,7 +352,7 @@ class Pipeline:
         try:
             rows = bodies.render(self.wh, encoder, Path(scratch.name) / "rows")
             ranges, oversized = batches.split_ranges(
-                [(s.req_no, rows.sizes[s.req_no - 1]) for s in admitted],
+                list(zip(range(1, admitted + 1), rows.sizes[:admitted])),
                 max_count=self.cfg.max_requests_per_batch, max_bytes=self.cfg.max_batch_bytes,
             )
             for req_no, size in oversized:
@@ -358,7 +360,7 @@ class Pipeline:
                      "its text(s) stay pending: lower pack_size or max_pack_chars")
             seq = self.store.next_intent_seq(self.cfg.name)
             started = time.monotonic()
-            pending_total = sum(s.n_items for s in admitted)
+            pending_total = int(shapes.n_items[:admitted].sum())
             workers = max(1, self.cfg.parallel_creates)
             pool = ThreadPoolExecutor(max_workers=workers)
             in_flight: list = []
@@ -584,7 +586,7 @@ class _Pacer:
 
 
 class _Guard:
-    """Budget guard and processing-queue cap, applied as requests stream by.
+    """Budget guard and processing-queue cap, applied to the planned requests in order.
 
     The estimate is an upper bound (docs/cost.md): the prefix (written once at the cache-write price,
     then read) and the rows' input tokens from ``estimate.py`` (local counter, or calibrated with the
@@ -619,41 +621,46 @@ class _Guard:
             self.pipe.run.notes.append(cal.describe())
         return cal
 
-    def estimate(self, request: packing.RequestShape, first: bool) -> float:
+    def estimates(self, shapes: packing.RequestShapes) -> np.ndarray:
+        """Each request's estimated cost, in order; the first pays the cache write, the rest read it.
+        Columns, not a loop: 20,000 requests are priced at once."""
         if self.calibration is None:
-            self.calibration = self._calibrate(request)
-        rows_in = self.calibration.rows_tokens(request.chars, request.n_items)
+            self.calibration = self._calibrate(shapes[0])
+        spec = self.pipe.cfg.spec
+        rows_in = self.calibration.rows_tokens_many(shapes.chars, shapes.n_items)
         prefix = self.calibration.prefix_tokens
-        out = prompts.max_tokens_for(self.pipe.cfg.spec, request.n_items)
+        sizes, which = np.unique(shapes.n_items, return_inverse=True)  # a handful of pack sizes
+        out = np.array([prompts.max_tokens_for(spec, int(n)) for n in sizes], dtype=np.float64)[which]
         tier = "batch" if self.batch else "standard"
+        model = spec.model
         if self.cached:
-            one_hour = self.pipe.cfg.spec.cache_ttl == "1h"
-            usage = cost.Usage(
-                input_tokens=rows_in, output_tokens=out,
-                cache_write_1h_tokens=prefix if first and one_hour else 0,
-                cache_write_5m_tokens=prefix if first and not one_hour else 0,
-                cache_read_tokens=0 if first else prefix, service_tier=tier,
-            )
-        else:
-            usage = cost.Usage(input_tokens=rows_in + prefix, output_tokens=out, service_tier=tier)
-        return cost.billed_usd(self.pipe.cfg.spec.model, usage)
+            first = np.zeros(len(shapes), dtype=bool)
+            first[0] = True
+            one_hour = spec.cache_ttl == "1h"
+            written = np.where(first, prefix, 0)
+            return cost.billed_usd_many(
+                model, tier, input_tokens=rows_in, output_tokens=out,
+                cache_write_1h_tokens=written if one_hour else 0, cache_write_5m_tokens=0 if one_hour else written,
+                cache_read_tokens=np.where(first, 0, prefix))
+        return cost.billed_usd_many(model, tier, input_tokens=rows_in + prefix, output_tokens=out)
 
-    def admit(self, requests):
-        for request in requests:
-            if self.reason is None:
-                est = self.estimate(request, first=self.admitted == 0)
-                if self.room is not None and self.admitted >= self.room:
-                    self.reason = f"processing-queue cap {self.pipe.cfg.queue_cap}"
-                elif self.limit is not None and self.spent + est > self.limit:
-                    self.reason = f"budget ${self.limit:.4f}"
-                else:
-                    self.spent += est
-                    self.admitted += 1
-                    self.admitted_texts += request.n_items
-                    yield request
-                    continue
-            self.refused += 1
-            self.refused_texts += request.n_items
+    def admit(self, shapes: packing.RequestShapes) -> int:
+        """How many requests go (always the first ones, in order): until the queue cap or the budget
+        would be passed. The rest wait for a later run."""
+        n = len(shapes)
+        if not n:
+            return 0
+        est = self.estimates(shapes)
+        room = n if self.room is None else min(self.room, n)
+        spent = np.cumsum(est[:room])  # in order, as a running total: the same sums as one by one
+        k = room if self.limit is None else int(np.searchsorted(spent, self.limit, side="right"))
+        if k < n:
+            self.reason = (f"processing-queue cap {self.pipe.cfg.queue_cap}" if self.room is not None and k >= self.room
+                           else f"budget ${self.limit:.4f}")
+        self.spent = float(spent[k - 1]) if k else 0.0
+        self.admitted, self.admitted_texts = k, int(shapes.n_items[:k].sum())
+        self.refused, self.refused_texts = n - k, int(shapes.n_items[k:].sum())
+        return k
 
     def report(self) -> None:
         run = self.pipe.run

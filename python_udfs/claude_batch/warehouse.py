@@ -69,6 +69,10 @@ class Warehouse:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
 
+    def fetch_arrays(self, sql: str) -> dict[str, Any]:
+        """A query's columns as numpy arrays (for many small rows: no Python object per row)."""
+        return self.con.execute(sql).fetchnumpy()
+
     def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         rows = self.fetchall(sql, params)
         return rows[0][0] if rows else None
