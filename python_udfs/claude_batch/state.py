@@ -275,8 +275,8 @@ class StateStore:
     def pending_sql(self, rows_sql: str, version: str, max_attempts: int, per_version: str) -> str:
         """Items to send: distinct text hashes of source rows with no usable result and nothing in flight.
 
-        ``rows_sql`` yields (text, text_hash, skip_reason) per source row; ``per_version`` is
-        ``per_version_sql(accepted versions)`` or a relation holding it. An anti-join in SQL, so a
+        ``rows_sql`` yields (text, text_hash, skip_reason) per source row; ``per_version`` reads a
+        table holding ``per_version_sql(accepted versions)`` (it is read twice). An anti-join in SQL, so a
         nightly no-op run is one scan of the source.
         """
         retryable = ", ".join(f"'{s}'" for s in RETRYABLE_STATUSES)
@@ -284,7 +284,7 @@ class StateStore:
         # Filter the source rows first, then group what is left: on a nightly run almost every row
         # is done, so the expensive GROUP BY sees only the new texts.
         return f"""
-            WITH cur AS MATERIALIZED ({per_version}),
+            WITH cur AS NOT MATERIALIZED ({per_version}),  -- a table already: read it twice, do not copy it
             done AS (
                 SELECT text_hash FROM cur r
                 WHERE NOT (r.version = '{v}' AND (r.status IN ({retryable}) AND coalesce(r.error_type, '') <> 'invalid_request_error')
@@ -314,6 +314,7 @@ class StateStore:
         Narrow on purpose: the wide result row is fetched by row id only where it is needed, which at a
         million texts is several times cheaper than carrying it through a window or an aggregate.
         """
+        res = self.t["cb_results"]
         where = ""
         if versions is not None:
             where = "WHERE version IN (" + ", ".join("'" + v.replace("'", "''") + "'" for v in versions) + ")"
@@ -321,17 +322,29 @@ class StateStore:
         # times cheaper than comparing a struct, and this aggregate runs on every read of the state.
         key = ("((CAST(status = 'succeeded' AS HUGEINT) << 100) + (CAST(coalesce(attempt, 0) AS HUGEINT) << 64)"
                " + coalesce(epoch_us(collected_at), 0))")
-        # The aggregate picks only the row id; the winner's few columns are then read by row id (one
-        # join), cheaper than four more arg_max over every result.
+        # Most texts have one outcome per version, which is then the one that counts: only texts with
+        # several (retries) go through the aggregate, whose winner's few columns are read by row id
+        # (one join, cheaper than four more arg_max). Finding them costs a count per text; the
+        # aggregate and the join over every result cost twice that and more.
         return f"""
+            WITH several AS MATERIALIZED (
+                SELECT version, text_hash FROM {res} {where} GROUP BY version, text_hash HAVING count(*) > 1
+            )
+            SELECT version, text_hash, rowid AS rid, status, error_type, attempt, collected_at,
+                   CAST(1 AS BIGINT) AS attempts, coalesce(billed_usd, 0) AS attempts_billed_usd,
+                   coalesce(naive_usd, 0) AS attempts_naive_usd
+            FROM {res} o {where}
+            {"AND" if where else "WHERE"} NOT EXISTS (SELECT 1 FROM several m WHERE m.version = o.version AND m.text_hash = o.text_hash)
+            UNION ALL
             SELECT g.version, g.text_hash, g.rid, r.status, r.error_type, r.attempt, r.collected_at,
                    g.attempts, g.attempts_billed_usd, g.attempts_naive_usd
             FROM (SELECT version, text_hash, arg_max(rowid, {key}) AS rid,
                          count(*) AS attempts, sum(coalesce(billed_usd, 0)) AS attempts_billed_usd,
                          max(coalesce(naive_usd, 0)) AS attempts_naive_usd
-                  FROM {self.t['cb_results']} {where}
+                  FROM {res} o
+                  WHERE EXISTS (SELECT 1 FROM several m WHERE m.version = o.version AND m.text_hash = o.text_hash)
                   GROUP BY version, text_hash) g
-            JOIN {self.t['cb_results']} r ON r.rowid = g.rid
+            JOIN {res} r ON r.rowid = g.rid
         """
 
     def busy_sql(self, version: str) -> str:
