@@ -507,11 +507,13 @@ class Pipeline:
         ctes = ""
         if this_sql is not None:
             # Only keys whose classification changed: the incremental model keeps the rest. A row is
-            # unchanged when the table has a row with its key and state: a result is identified by
-            # (version, attempt, collected_at), a row in flight by its custom_id. Every row of a
-            # changed key is returned (delete+insert replaces a key's rows together).
+            # unchanged when the table has a row with its key, text and state: a result is identified
+            # by (text, version, attempt, collected_at), a row in flight by its custom_id (a row whose
+            # text changed to another collected with the same batch differs by text alone). Every row
+            # of a changed key is returned (delete+insert replaces a key's rows together).
             same = " AND ".join(f"o.{c} = a.{c}" for c in key_cols)
             same += """
+                AND o.text_hash IS NOT DISTINCT FROM a.text_hash
                 AND o.status IS NOT DISTINCT FROM a.status
                 AND o.classifier_version IS NOT DISTINCT FROM a.version
                 AND o.attempt IS NOT DISTINCT FROM a.attempt

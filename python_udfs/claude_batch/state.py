@@ -206,7 +206,8 @@ class StateStore:
         DDL is skipped when ``cb_meta`` says this schema (tables, views) is already in place.
         """
         views = {name: body.format(**self.t, per_version=self.per_version_sql()) for name, body in _VIEWS.items()}
-        schema = hashlib.sha256(json.dumps([self.ddl, views], sort_keys=True).encode()).hexdigest()[:16]
+        key_scheme = self.wh.TEXT_KEY_SCHEME
+        schema = hashlib.sha256(json.dumps([self.ddl, views, key_scheme], sort_keys=True).encode()).hexdigest()[:16]
         # No statement here may fail: inside dbt's open transaction a failed one aborts it.
         names = [*_DDL, *_VIEWS]
         found = self.wh.scalar(
@@ -227,8 +228,23 @@ class StateStore:
                 self.wh.execute(f"CREATE TABLE IF NOT EXISTS {self.t[name]} ({cols})")
         for name, body in views.items():
             self.wh.execute(f"CREATE OR REPLACE VIEW {self.t[name]} AS {body}")
+        self._convert_text_keys(key_scheme)
         self.wh.execute(f"DELETE FROM {self.t['cb_meta']} WHERE key = 'schema'")
         self.wh.execute(f"INSERT INTO {self.t['cb_meta']} VALUES ('schema', ?)", [schema])
+
+    def _convert_text_keys(self, scheme: str) -> None:
+        """State written under the earlier key scheme (``md5(text)::UUID``, or its string form, which
+        ``_upgrade`` has made a UUID) gets this scheme's keys for the same texts, in one transaction
+        with the marker, so results keep matching their texts and nothing is sent again."""
+        meta = self.t["cb_meta"]
+        if self.wh.scalar(f"SELECT max(value) FROM {meta} WHERE key = 'text_key'") == scheme:
+            return
+        with self.wh.transaction():
+            for name in ("cb_results", "cb_request_items"):
+                self.wh.execute(f"UPDATE {self.t[name]} SET text_hash = {self.wh.reverse_uuid_sql('text_hash')} "
+                                "WHERE text_hash IS NOT NULL")
+            self.wh.execute(f"DELETE FROM {meta} WHERE key = 'text_key'")
+            self.wh.execute(f"INSERT INTO {meta} VALUES ('text_key', ?)", [scheme])
 
     def _upgrade(self, name: str, cols: str, present: dict[str, str]) -> None:
         """A table written by an older release: add the columns it lacks (nothing is dropped), and

@@ -68,6 +68,21 @@ def test_added_rows_are_the_only_ones_submitted(project, emulator):
     assert table[10]["label"] == "positive" and table[11]["label"] == "negative"
 
 
+def test_a_row_whose_text_changes_to_another_classified_text_gets_its_label(project, emulator):
+    # Rows 1 and 2 are answered in the same request, so their results share version, attempt and
+    # collection time: only the text tells them apart once row 1 takes row 2's text.
+    project.add_reviews(REVIEWS[:2])
+    project.dbt()
+    project.dbt()
+    assert project.table()[1]["label"] == "positive" and project.table()[2]["label"] == "negative"
+    sent = sent_texts(emulator)
+    project.sql("UPDATE app.reviews SET body = ? WHERE id = 1", [REVIEWS[1][1]])
+    project.dbt()
+    row = project.table()[1]
+    assert row["label"] == "negative" and row["text_hash"] == project.table()[2]["text_hash"]
+    assert sent_texts(emulator) == sent  # the new text was classified already: nothing sent
+
+
 def test_errored_and_expired_rows_are_resubmitted_then_classified(project, emulator):
     rows = [(i, f"review number {i}: great product, love it") for i in range(1, 41)]
     project.add_reviews(rows)

@@ -1,5 +1,8 @@
 """State tables: created once, upgraded in place, and not touched again while current."""
 
+import hashlib
+import uuid
+
 import duckdb
 
 from claude_batch.state import StateStore
@@ -34,12 +37,12 @@ def test_older_state_gets_the_new_columns_and_keeps_its_rows(tmp_path):
     assert "status" in columns(con, "cb_request_items")  # nothing is dropped
     (row,) = con.execute("SELECT status, labels, attempts, attempts_billed_usd FROM claude_batch.cb_current_results").fetchall()
     assert row == ("succeeded", ["pos"], 1, 0.0)
-    # The keys became this release's (md5 as a UUID) with the same value, so old results still match texts.
+    # The keys became this release's for the same text, so old results still match texts.
     for table in ("cb_results", "cb_request_items"):
-        assert con.execute(f"SELECT count(*) FROM claude_batch.{table} WHERE text_hash = md5('t1')::UUID").fetchone() == (1,)
+        assert con.execute(f"SELECT count(*) FROM claude_batch.{table} WHERE text_hash = md5_number('t1')::UUID").fetchone() == (1,)
     # Items written by this release name their columns; the old extra ones stay NULL.
     con.execute("INSERT INTO claude_batch.cb_request_items (custom_id, item_id, version, text_hash, attempt, row_chars) "
-                "VALUES ('k-000001', 1, 'v1', md5('t2')::UUID, 1, 5)")
+                "VALUES ('k-000001', 1, 'v1', md5_number('t2')::UUID, 1, 5)")
 
 
 def test_current_schema_is_checked_not_rebuilt_and_a_dropped_view_comes_back(tmp_path):
@@ -54,7 +57,7 @@ def test_current_schema_is_checked_not_rebuilt_and_a_dropped_view_comes_back(tmp
     store.ensure()
     assert con.execute("SELECT count(*) FROM claude_batch.cb_cost_by_text").fetchone() == (0,)
     assert con.execute("SELECT count(*) FROM claude_batch.cb_meta WHERE key = 'schema'").fetchone() == (1,)
-    assert con.execute("SELECT value FROM claude_batch.cb_meta").fetchone() == (schema,)
+    assert con.execute("SELECT value FROM claude_batch.cb_meta WHERE key = 'schema'").fetchone() == (schema,)
 
 
 def test_the_earliest_layout_with_a_key_on_results_is_rebuilt_with_its_rows(tmp_path):
@@ -66,7 +69,7 @@ def test_the_earliest_layout_with_a_key_on_results_is_rebuilt_with_its_rows(tmp_
                    status VARCHAR, labels VARCHAR[], attempts INTEGER, PRIMARY KEY (version, text_hash))""")
     con.execute("INSERT INTO claude_batch.cb_results VALUES ('v1', md5('t1'), 'succeeded', ['pos'], 2)")
     StateStore(Warehouse(con)).ensure()
-    assert con.execute("SELECT version, text_hash = md5('t1')::UUID, status, labels, attempts "
+    assert con.execute("SELECT version, text_hash = md5_number('t1')::UUID, status, labels, attempts "
                        "FROM claude_batch.cb_results").fetchall() == [("v1", True, "succeeded", ["pos"], 2)]
     assert {"billed_usd", "naive_usd", "custom_id"} <= columns(con, "cb_results")
     assert con.execute("SELECT data_type FROM information_schema.columns WHERE table_schema = 'claude_batch' "
@@ -74,3 +77,35 @@ def test_the_earliest_layout_with_a_key_on_results_is_rebuilt_with_its_rows(tmp_
     # Upgraded once: the next check finds it current.
     StateStore(Warehouse(con)).ensure()
     assert con.execute("SELECT count(*) FROM claude_batch.cb_results").fetchone() == (1,)
+
+
+def test_keys_of_the_previous_scheme_are_converted_once_and_match_the_texts(tmp_path):
+    # The previous release keyed texts by md5(text)::UUID; this one by md5_number(text)::UUID (the
+    # same digest, bytes reversed). Its results must keep matching their texts: nothing sent twice.
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    store = StateStore(Warehouse(con))
+    store.ensure()
+    con.execute("DELETE FROM claude_batch.cb_meta")  # as the previous release left it: no key scheme
+    for text in ("t1", "ünï ✓"):
+        con.execute("INSERT INTO claude_batch.cb_results (version, text_hash, status) VALUES ('v1', md5(?)::UUID, 'succeeded')", [text])
+        con.execute("INSERT INTO claude_batch.cb_request_items (custom_id, item_id, version, text_hash) "
+                    "VALUES ('k-000000', 1, 'v1', md5(?)::UUID)", [text])
+    for _ in range(2):  # the second check finds the scheme current and converts nothing again
+        StateStore(Warehouse(con)).ensure()
+        for table in ("cb_results", "cb_request_items"):
+            assert con.execute(f"SELECT count(*) FROM claude_batch.{table} WHERE text_hash IN "
+                               "(md5_number('t1')::UUID, md5_number('ünï ✓')::UUID)").fetchone() == (2,)
+    assert con.execute("SELECT value FROM claude_batch.cb_meta WHERE key = 'text_key'").fetchone() == (
+        Warehouse.TEXT_KEY_SCHEME,)
+
+
+def test_the_slow_key_expression_gives_the_same_keys(tmp_path):
+    con = duckdb.connect()
+    fast, slow = Warehouse(con), Warehouse(con)
+    assert "md5_number" in fast.hash_sql("t")
+    slow._md5_number_ok = False  # as on a DuckDB whose md5_number differs from Python's md5
+    texts = ["", "t1", "ünïcödé ✓", "x" * 10_000, "quote ' and \\ backslash"]
+    con.execute("CREATE TABLE t AS SELECT unnest(?) AS t", [texts])
+    got = con.execute(f"SELECT {fast.hash_sql('t')} = {slow.hash_sql('t')}, {fast.hash_sql('t')} FROM t").fetchall()
+    assert all(same for same, _ in got)
+    assert [str(key) for _, key in got] == [str(uuid.UUID(bytes=hashlib.md5(t.encode()).digest()[::-1])) for t in texts]
