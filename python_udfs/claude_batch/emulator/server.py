@@ -561,8 +561,9 @@ class _Handler(BaseHTTPRequestHandler):
         limit = emu.settings.max_batch_requests
         try:
             # Each request goes to disk as the bytes received (no re-serialising); the received log only
-            # gets a placeholder (received.py): the per-request rows are parsed when it is read.
-            with open(tmp / "requests.jsonl", "wb") as requests:
+            # gets a placeholder (received.py): the per-request rows are parsed when it is read. A
+            # thread writes while the body is parsed (the write releases the GIL, the parse holds it).
+            with _ChunkWriter(tmp / "requests.jsonl") as requests:
                 lines: list[bytes] = []
                 size = 0
                 for raw, item in iter_batch_requests(stream.read):
@@ -729,6 +730,46 @@ class _Handler(BaseHTTPRequestHandler):
                 self._allow(method, "GET", "POST")
             return self._send_json(200, {"paused": emu.worker.paused})
         raise ApiError(404, f"unknown control endpoint {path}", error_type="not_found_error")
+
+
+class _ChunkWriter:
+    """A file written by a thread, a few chunks behind the caller (bounded: at most ``depth`` chunks
+    wait). Leaving the ``with`` waits for every write; a write error is raised there."""
+
+    def __init__(self, path: Path, depth: int = 8) -> None:
+        import queue
+
+        self._file = open(path, "wb")
+        self._queue: "queue.Queue[bytes | None]" = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="emulator-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            chunk = self._queue.get()
+            if chunk is None:
+                return
+            if self._error is None:
+                try:
+                    self._file.write(chunk)
+                except BaseException as exc:  # reported to the caller at the end
+                    self._error = exc
+
+    def write(self, chunk: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(chunk)
+
+    def __enter__(self) -> "_ChunkWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._file.close()
+        if self._error is not None and exc[0] is None:
+            raise self._error
 
 
 def _route_name(path: str) -> str:
