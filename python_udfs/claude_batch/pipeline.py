@@ -344,7 +344,7 @@ class Pipeline:
         """Cut requests 1..``admitted`` into batches at the count and byte limits; several creates in flight.
 
         Each batch's intent is recorded before its create call, and its id right after the answer.
-        Bodies are rendered by the warehouse and streamed from scratch files (``bodies.py``).
+        Bodies are rendered by the warehouse and streamed to the API (``bodies.py``).
         """
         encoder = prompts.RequestEncoder(self.cfg.spec, cache=cached)
         scratch = tempfile.TemporaryDirectory(prefix="claude_batch_bodies_")
@@ -368,7 +368,7 @@ class Pipeline:
             for first, last, _ in ranges:
                 sub_key = packing.submission_key_sql(self.wh, self.cfg.version, seq, first, last)
                 seq += 1
-                body = bodies.FileBody(encoder, rows, first, last, sub_key)
+                body = bodies.BatchBody(encoder, rows, first, last, sub_key)
                 n_req = last - first + 1
                 n_items = self._record_intent_sql(sub_key, first, last, body.size, prefix, cached)
                 checkpoint("after_intent")

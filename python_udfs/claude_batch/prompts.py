@@ -303,12 +303,13 @@ class RequestEncoder:
         extra = len(str(max_tokens_for(self.spec, n_items))) if self._mid is not None else 0
         return self._fixed - 2 + custom_id_len + extra + rows_json_bytes
 
-    def encode_rendered(self, custom_id: bytes, n_items: int, pieces: bytes | memoryview) -> list[bytes | memoryview]:
-        """The parts of one request, given its rows' rendered pieces (written as they come, no join)."""
+    def encode_rendered(self, custom_id: bytes, n_items: int,
+                        pieces: Sequence[bytes | memoryview]) -> list[bytes | memoryview]:
+        """The parts of one request, given its rows' rendered pieces (in one or more parts)."""
         parts: list[bytes | memoryview] = [self._head, custom_id]
         if self._mid is not None:
             parts += [self._mid, str(max_tokens_for(self.spec, n_items)).encode()]
-        parts += [self._before_rows[:-1], ROWS_OPEN_JSON, pieces, ROWS_CLOSE_JSON, self._tail[1:]]
+        parts += [self._before_rows[:-1], ROWS_OPEN_JSON, *pieces, ROWS_CLOSE_JSON, self._tail[1:]]
         return parts
 
 

@@ -107,7 +107,7 @@ def test_warehouse_rendered_body_equals_sdk_params_and_size_is_exact(wh, tmp_pat
     enc = prompts.RequestEncoder(SPEC, cache=True)
     rows = bodies.render(wh, enc, tmp_path / "rows")
     planned = packing.fetch_planned(wh, 1, 2, SPEC, True)
-    body = bodies.FileBody(enc, rows, 1, 2, "abcdef012345")
+    body = bodies.BatchBody(enc, rows, 1, 2, "abcdef012345")
     pieces = list(body._pieces())
     assert [len(p) for p in pieces] == rows.sizes
     assert b"".join(body) == b'{"requests":[' + b",".join(pieces) + b"]}" and body.size == len(b"".join(body))
@@ -126,17 +126,23 @@ def test_warehouse_rendered_body_equals_sdk_params_and_size_is_exact(wh, tmp_pat
     assert len(whole["requests"]) == 2
 
 
+@pytest.mark.parametrize("budget", [bodies.MEMORY_BUDGET, 300, 0])
 @pytest.mark.parametrize("alone", [set(), {0, 7, 8, 20}])
-def test_every_request_of_a_rendered_plan_carries_exactly_its_rows(wh, tmp_path, alone):
+def test_every_request_of_a_rendered_plan_carries_exactly_its_rows(wh, tmp_path, alone, budget):
     """Arithmetic packing streams the plan in request order; alone items (a ranked plan) make the
-    renderer sort. Either way each request's message holds its own rows and nothing else."""
+    renderer sort. Either way each request's message holds its own rows and nothing else, whether
+    the rows stayed in memory, went to the scratch file, or a request straddles the two."""
     texts = [f"review {i} " + "é<&>\"" * (i % 3) for i in range(23)]
     load_pending(wh, texts, alone=alone)
     n = packing.pack(wh, "pending", pack_size=5, max_pack_chars=10_000)
     enc = prompts.RequestEncoder(SPEC, cache=False)
-    rows = bodies.render(wh, enc, tmp_path / "rows")
+    rows = bodies.render(wh, enc, tmp_path / "rows", memory_budget=budget)
+    assert (rows.spool.in_memory, (tmp_path / "rows").exists()) == (
+        (rows.spool.size, False) if budget == bodies.MEMORY_BUDGET else (0, True) if budget == 0
+        else (rows.spool.in_memory, True))
+    assert budget != 300 or 0 < rows.spool.in_memory < rows.spool.size
     assert len(rows.sizes) == n
-    body = bodies.FileBody(enc, rows, 1, n, "abcdef012345")
+    body = bodies.BatchBody(enc, rows, 1, n, "abcdef012345")
     sent = b"".join(body)
     assert len(sent) == body.size
     requests = json.loads(sent)["requests"]
@@ -145,6 +151,6 @@ def test_every_request_of_a_rendered_plan_carries_exactly_its_rows(wh, tmp_path,
     for got, p in zip(requests, planned):
         assert sorted(prompts.parse_rows(got["params"]["messages"][0]["content"])) == sorted(p.rows())
     # A later batch of the same plan starts at its own first request.
-    tail = json.loads(b"".join(bodies.FileBody(enc, rows, 3, n, "abcdef012345")))["requests"]
+    tail = json.loads(b"".join(bodies.BatchBody(enc, rows, 3, n, "abcdef012345")))["requests"]
     assert [sorted(prompts.parse_rows(r["params"]["messages"][0]["content"])) for r in tail] == [
         sorted(p.rows()) for p in planned[2:]]
