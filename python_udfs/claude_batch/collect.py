@@ -30,6 +30,9 @@ from .warehouse import Warehouse, quote_literal
 log = logging.getLogger(__name__)
 
 MAX_RAW_ANSWER_CHARS = 4_000
+# Up to this many labels, a row's labels are judged from one bit mask (a bit per label, bit 63 for
+# one outside the set); more take the general aggregates.
+BIT_LABELS = 63
 
 # Staged rows: one per request (``ln`` numbers them within the staging) and one per row named in
 # an answer, keyed by (ln, item_id): integers, not the custom_id string, so the million-row
@@ -250,23 +253,39 @@ def _outcomes_sql(spec: prompts.PromptSpec) -> str:
     shape = '{"groups":[{"label":"JSON","ids":["VARCHAR"]}]}'
     names = "[" + ", ".join(quote_literal(n) for n in spec.label_names) + "]"
     toks = "[" + ", ".join(str(single_answer_tokens(n)) for n in spec.label_names) + "]"
+    n_labels = len(spec.label_names)
+    if n_labels <= BIT_LABELS:
+        # One aggregate per row: a bit per label it was given (bit 63: a label outside the set), and
+        # the smallest such outside label, for the message. Everything else is read off the bits.
+        per_item = f"""
+            SELECT ln, item_id, bad_label, bits >> 63 = 1 AS has_bad, good, bit_count(good) AS n_good,
+                   CASE WHEN bit_count(good) = 1 THEN CAST(log2(good) AS INTEGER) END AS only_pos,
+                   CASE WHEN {'true' if spec.multi_label else 'bit_count(good) > 1'}
+                        THEN list_filter(range({n_labels}), lambda i: (good >> CAST(i AS UBIGINT)) & 1 = 1) END AS positions
+            FROM (SELECT ln, item_id, bad_label, bits, bits & {(1 << 63) - 1}::UBIGINT AS good
+                  FROM (SELECT ln, item_id, bit_or(CAST(1 AS UBIGINT) << coalesce(pos, 63)) AS bits,
+                               min(label) FILTER (WHERE pos IS NULL) AS bad_label
+                        FROM pairs GROUP BY ln, item_id) b) g"""
+    else:
+        per_item = f"""
+            SELECT ln, item_id, bool_or(pos IS NULL) AS has_bad,
+                   min(label) FILTER (WHERE pos IS NULL) AS bad_label, count(DISTINCT pos) AS n_good,
+                   CASE WHEN count(DISTINCT pos) = 1 THEN min(pos) END AS only_pos,
+                   CASE WHEN {'true' if spec.multi_label else 'count(DISTINCT pos) > 1'}
+                        THEN list_sort(list(DISTINCT pos) FILTER (WHERE pos IS NOT NULL)) END AS positions
+            FROM pairs GROUP BY ln, item_id"""
+    named = "pi.n_good > 0"  # at least one label from the set (labels are kept even beside an outside one)
     if spec.multi_label:
-        positions = "list_sort(list(DISTINCT pos))"
         labels = f"list_transform(pi.positions, lambda x: {names}[x + 1])"
         answer_tokens = f"list_sum(list_transform(pi.positions, lambda x: {toks}[x + 1]))"
         several = "false"
     else:
-        # Single-label: a row needs only its first and last label position; no list per row.
-        positions = "NULL::INTEGER[]"
-        labels = f"[{names}[pi.first_pos + 1]]"
-        answer_tokens = f"{toks}[pi.first_pos + 1]"
-        several = "pi.first_pos <> pi.last_pos"
-    # How many distinct labels a row got: a bit per label is much cheaper than count(DISTINCT).
-    n_good = ("bit_count(bit_or(CAST(1 AS UBIGINT) << pos))" if len(spec.label_names) <= 64
-              else "count(DISTINCT pos)")
+        labels = f"[{names}[pi.only_pos + 1]]"
+        answer_tokens = f"{toks}[pi.only_pos + 1]"
+        several = "pi.n_good > 1"
     several_msg = (
-        f"'several labels (' || pi.n_good || ', e.g. ' || {names}[pi.first_pos + 1] || ' and ' "
-        f"|| {names}[pi.last_pos + 1] || ') for a single-label classifier'"
+        f"'several labels (' || pi.n_good || ', e.g. ' || {names}[pi.positions[1] + 1] || ' and ' "
+        f"|| {names}[pi.positions[-1] + 1] || ') for a single-label classifier'"
     )
     return f"""
         WITH grp AS (  -- one row per group: its label (a string, else NULL) and its position in the set
@@ -289,29 +308,19 @@ def _outcomes_sql(spec: prompts.PromptSpec) -> str:
             ) p
             WHERE item_id BETWEEN 1 AND item_count
         ),
-        per_item AS (
-            SELECT ln, item_id,
-                   bool_or(pos IS NULL) AS has_bad,
-                   min(CASE WHEN pos IS NULL THEN label END) AS bad_label,
-                   {n_good} AS n_good,
-                   min(pos) AS first_pos,
-                   max(pos) AS last_pos,
-                   {positions} AS positions
-            FROM pairs
-            GROUP BY ALL
-        )
+        per_item AS ({per_item})
         -- Rows the answer names; a row it does not name is 'missing' (apply_staging).
         SELECT pi.ln, CAST(pi.item_id AS INTEGER) AS item_id,
                CASE WHEN pi.has_bad THEN 'invalid_output'
-                    WHEN pi.first_pos IS NULL THEN 'missing'
+                    WHEN NOT ({named}) THEN 'missing'
                     WHEN {several} THEN 'invalid_output'
                     ELSE 'succeeded' END AS status,
-               CASE WHEN pi.first_pos IS NOT NULL AND NOT ({several}) THEN {labels} END AS labels,
+               CASE WHEN {named} AND NOT ({several}) THEN {labels} END AS labels,
                CASE WHEN pi.has_bad THEN 'label ' || coalesce(quote_bad, 'None') || ' is not one of the allowed labels'
-                    WHEN pi.first_pos IS NULL THEN 'row missing from the answer'
+                    WHEN NOT ({named}) THEN 'row missing from the answer'
                     WHEN {several} THEN {several_msg}
                     END AS error,
-               CAST(CASE WHEN pi.first_pos IS NOT NULL AND NOT ({several}) THEN {answer_tokens} ELSE 0 END AS INTEGER)
+               CAST(CASE WHEN {named} AND NOT ({several}) THEN {answer_tokens} ELSE 0 END AS INTEGER)
                    AS answer_tokens
         FROM (SELECT *, chr(39) || bad_label || chr(39) AS quote_bad FROM per_item) pi"""
 

@@ -35,10 +35,15 @@ def answers(rng: random.Random, n_items: int):
         yield {"groups": groups}
 
 
+# Past collect.BIT_LABELS labels the SQL judge takes its general aggregates instead of a bit mask.
+MANY_LABELS = LABELS + tuple(prompts.Label(f"extra {i}") for i in range(collect.BIT_LABELS))
+
+
+@pytest.mark.parametrize("labels", [LABELS, MANY_LABELS], ids=["bits", "many"])
 @pytest.mark.parametrize("multi", [False, True])
 @pytest.mark.parametrize("mode", ["tool", "text"])
-def test_sql_and_python_parsers_agree(tmp_path, multi, mode):
-    spec = prompts.PromptSpec(model="claude-sonnet-4-5", instructions="i", labels=LABELS, multi_label=multi)
+def test_sql_and_python_parsers_agree(tmp_path, multi, mode, labels):
+    spec = prompts.PromptSpec(model="claude-sonnet-4-5", instructions="i", labels=labels, multi_label=multi)
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     store = StateStore(Warehouse(con))
     store.ensure()
