@@ -378,7 +378,7 @@ def apply_staging(store: StateStore, staging: _Staging | None, submission_key: s
             SELECT i.version, i.text_hash,
                    CASE WHEN r.status = 'succeeded' THEN coalesce(a.status, 'missing') ELSE r.status END,
                    a.labels,
-                   CASE WHEN coalesce(a.status, 'missing') <> 'succeeded' THEN s.raw_answer END,
+                   CASE WHEN coalesce(a.status, 'missing') <> 'succeeded' THEN r.raw_answer END,
                    CASE WHEN r.status = 'succeeded' AND coalesce(a.status, 'missing') <> 'succeeded' THEN NULL
                         ELSE r.error_type END,
                    CASE WHEN r.status = 'succeeded' THEN coalesce(a.error, CASE WHEN a.status IS NULL THEN 'row missing from the answer' END)
@@ -393,18 +393,18 @@ def apply_staging(store: StateStore, staging: _Staging | None, submission_key: s
                         * {in_price} + a.answer_tokens * {out_price}) / 1e6
                    ELSE 0 END
             FROM {t['cb_request_items']} i
-            JOIN (
+            JOIN (  -- the submission's requests with their staged line: one small table, one join of the items
                 SELECT q.custom_id, q.status, q.error_message, q.error_type, q.billed_usd, q.item_count, q.row_chars,
                        CASE WHEN coalesce(q.cache_read_tokens, 0) + coalesce(q.cache_write_5m_tokens, 0)
                                  + coalesce(q.cache_write_1h_tokens, 0) > 0
                             THEN q.cache_read_tokens + q.cache_write_5m_tokens + q.cache_write_1h_tokens
                             ELSE q.prefix_tokens END AS prefix_actual,
                        coalesce(q.input_tokens, 0) + coalesce(q.cache_read_tokens, 0)
-                           + coalesce(q.cache_write_5m_tokens, 0) + coalesce(q.cache_write_1h_tokens, 0) AS total_input
-                FROM {t['cb_requests']} q WHERE q.submission_key = ?
+                           + coalesce(q.cache_write_5m_tokens, 0) + coalesce(q.cache_write_1h_tokens, 0) AS total_input,
+                       s.ln, s.raw_answer
+                FROM {t['cb_requests']} q LEFT JOIN cb_tmp_req s USING (custom_id) WHERE q.submission_key = ?
             ) r USING (custom_id)
-            LEFT JOIN cb_tmp_req s USING (custom_id)
-            LEFT JOIN a ON a.ln = s.ln AND a.item_id = i.item_id""",
+            LEFT JOIN a ON a.ln = r.ln AND a.item_id = i.item_id""",
             [batch_id, model, classifier, submission_key])
         # This submission's rows just written (its custom_ids carry its key, and now() is this
         # transaction's start, so older results of the same texts are not counted), summed per
