@@ -31,7 +31,8 @@ CUSTOM_ID_LEN = 19
 REQ_DIGITS = 6
 
 # Temp tables written here (connection-local, replaced every run).
-ITEMS = "cb_tmp_packed"  # the plan: one row per pending item, its pending columns, req_no and item_id
+ITEMS = "cb_tmp_packed"  # the plan (a view): one row per pending item, its pending columns, req_no and item_id
+RANKED = "cb_tmp_ranked"  # the plan's rows when packing had to rank them (alone items, split runs)
 REQUESTS = "cb_tmp_reqs"  # one row per request: req_no, n_items, chars, attempt
 
 
@@ -73,6 +74,13 @@ class PlannedRequest:
         return [(local, item.text) for local, item, _ in self.items]
 
 
+def drop_plan(wh: Warehouse) -> None:
+    """Free the plan (its pending items hold every text of the run)."""
+    wh.execute(f"DROP VIEW IF EXISTS {ITEMS}")
+    wh.execute(f"DROP TABLE IF EXISTS {RANKED}")
+    wh.execute(f"DROP TABLE IF EXISTS {REQUESTS}")
+
+
 def greedy_split(chars: Sequence[int], max_chars: int) -> list[int]:
     """Sub-pack number of each item of a run: a new sub-pack whenever the next item would pass
     ``max_chars`` (an item longer than that alone goes alone)."""
@@ -90,10 +98,11 @@ def pack(wh: Warehouse, pending: str, *, pack_size: int, max_pack_chars: int) ->
     """Assign every item of ``pending`` (rn, text_hash, text, n_rows, attempt, alone, chars; rn dense
     from 1) to a request.
 
-    Writes ``cb_tmp_packed``, the plan: every pending column plus ``req_no`` and ``item_id``, so the
-    steps after it (request shapes, bodies, the intent, the submission key) read one table and join
-    nothing; and ``cb_tmp_reqs``, one row per request. Requests are numbered from 1 with no gaps.
-    Returns the number of requests.
+    Makes ``cb_tmp_packed``, the plan: every pending column plus ``req_no`` and ``item_id``, so the
+    steps after it (request shapes, bodies, the intent, the submission key) read one relation and
+    join nothing; and ``cb_tmp_reqs``, one row per request. Requests are numbered from 1 with no
+    gaps. The plan is a view: over ``pending`` itself when packing is arithmetic (no copy of a
+    million texts), over a ranked table otherwise. Returns the number of requests.
     """
     size = max(int(pack_size), 1)
     # The run an item starts in: alone items (and pack_size 1) get a run of their own.
@@ -121,7 +130,7 @@ def pack(wh: Warehouse, pending: str, *, pack_size: int, max_pack_chars: int) ->
                                         "sub": pa.array(list(subs.values()), pa.int64())}))
         try:
             wh.execute(f"""
-                CREATE OR REPLACE TEMP TABLE {ITEMS} AS
+                CREATE OR REPLACE TEMP TABLE {RANKED} AS
                 SELECT p.*, dense_rank() OVER (ORDER BY x.run < 0, abs(x.run), x.sub) AS req_no,
                        row_number() OVER (PARTITION BY x.run, x.sub ORDER BY p.rn) AS item_id
                 FROM {pending} p
@@ -129,10 +138,11 @@ def pack(wh: Warehouse, pending: str, *, pack_size: int, max_pack_chars: int) ->
                       FROM {runs} r LEFT JOIN {wh.q(name)} s USING (rn)) x USING (rn)""")
         finally:
             wh.con.unregister(name)
+        wh.execute(f"CREATE OR REPLACE TEMP VIEW {ITEMS} AS SELECT * FROM {RANKED}")
     else:
         # The common case: arithmetic, no sort; requests follow rn, so the plan is in request order.
         wh.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {ITEMS} AS
+            CREATE OR REPLACE TEMP VIEW {ITEMS} AS
             SELECT p.*, (rn - 1) // {size} + 1 AS req_no, (rn - 1) % {size} + 1 AS item_id
             FROM {pending} p""")
     wh.execute(f"""

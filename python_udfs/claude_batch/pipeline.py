@@ -320,7 +320,6 @@ class Pipeline:
             warn(plan.message)
         n_requests = packing.pack(self.wh, PENDING, pack_size=self.cfg.pack_size,
                                   max_pack_chars=self.cfg.max_pack_chars)
-        self.wh.execute(f"DROP TABLE IF EXISTS {PENDING}")  # the plan (packing.ITEMS) holds all of it now
         guard = _Guard(self, prefix, plan.mark, batch=batch)
         shapes = packing.shapes(self.wh)
         admitted = guard.admit(shapes)  # requests 1..admitted go
@@ -337,8 +336,8 @@ class Pipeline:
         info(f"planned {self.run.pending_texts:,} text(s) into {n_requests:,} request(s)")
         # The plan's tables hold every pending text (a million is hundreds of MB): free them now, not
         # when dbt closes the connection, for the collect, the output and the user's other models.
-        for table in (packing.ITEMS, packing.REQUESTS, PENDING):
-            self.wh.execute(f"DROP TABLE IF EXISTS {table}")
+        packing.drop_plan(self.wh)
+        self.wh.execute(f"DROP TABLE IF EXISTS {PENDING}")
 
     def _submit_batches(self, shapes: packing.RequestShapes, admitted: int, prefix: int, cached: bool) -> None:
         """Cut requests 1..``admitted`` into batches at the count and byte limits; several creates in flight.
