@@ -3,7 +3,8 @@
 The steps, in order, each safe to interrupt:
 1. reconcile submissions a crashed run left ``submitting`` (find their batch or give them up);
 2. collect: refresh every batch in flight; for each that ended, download and write its results;
-3. gather: an anti-join of the source against results and in-flight items (``StateStore.pending_sql``);
+3. gather: the source scan, an anti-join against results and in-flight items (``StateStore.done_sql``),
+   and the distinct texts left (``StateStore.pending_sql``);
 4. submit: pack, price, cut to the budget and the queue cap, record the intent, create the batches,
    record their ids (or answer in real time for small increments);
 5. return the rows whose classification changed, so the incremental model holds every result so far.
@@ -45,7 +46,7 @@ except Exception:  # pragma: no cover - dbt is a dependency, but keep the librar
 _py_log = logging.getLogger("claude_batch")
 
 LOCK_STALE_AFTER_S = 3 * 3600
-ROWS = "cb_tmp_rows"  # this run's source rows (temp table): keys, text (until gathered), text_hash, truncated, skip_reason
+ROWS = "cb_tmp_rows"  # this run's source rows (temp table): keys, text (rows to send, until gathered), text_hash, truncated, skip_reason
 PENDING = "cb_tmp_pending"  # this run's pending items (temp table): rn, text_hash, text, n_rows, attempt, alone, chars
 PER_VERSION = "cb_tmp_per_version"  # this run's StateStore.per_version_sql, materialised by gather
 
@@ -156,15 +157,22 @@ class Pipeline:
         self.store.ensure()
         self.store.record_version(self.cfg.name, self.cfg.version, self.cfg.spec.model, config_mod.describe(self.cfg))
 
-    def scan_source(self) -> None:
+    def scan_source(self, done_sql: str) -> None:
         """Render and hash the source once per run (a temp table): gather and the output both read it.
 
-        Done after collecting, not before: a big collect then has the warehouse's memory to itself.
+        A row keeps its text only while it is to be sent (``done_sql``: the texts that need nothing),
+        so the scan is the anti-join too, and a nightly run copies no text at all. Done after
+        collecting, not before: a big collect then has the warehouse's memory to itself.
         """
-        self.wh.execute(
-            f"CREATE OR REPLACE TEMP TABLE {ROWS} AS "
-            + source_rows.rows_sql(self.wh, self.source_sql, self.cfg)
-        )
+        keys = source_rows.key_list(self.wh, self.cfg.key_columns, "r")
+        self.wh.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {ROWS} AS
+            SELECT {keys},
+                   CASE WHEN r.skip_reason IS NULL
+                             AND r.text_hash NOT IN (SELECT text_hash FROM ({done_sql}) d WHERE text_hash IS NOT NULL)
+                        THEN r.text END AS text,
+                   r.text_hash, r.truncated, r.skip_reason
+            FROM ({source_rows.rows_sql(self.wh, self.source_sql, self.cfg)}) r""")
         keys = source_rows.key_list(self.wh, self.cfg.key_columns)
         total, null_keys, dup_keys = self.wh.fetchall(
             "SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE nk), 0), count(*) FILTER (WHERE NOT nk AND n > 1) "
@@ -281,15 +289,17 @@ class Pipeline:
         A temp table, not a Python list: a million pending texts are streamed out of it in chunks,
         so memory stays bounded whatever the backlog.
         """
-        self.scan_source()
         accepted = self.store.accepted_versions(self.cfg.name, self.cfg.version, self.cfg.reclassify)
         # The per-(version, text) summary of the results, once per run: the output reuses it unless
         # results are written after this point (real-time answers, a refused create, a wait loop).
         self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {PER_VERSION} AS {self.store.per_version_sql(accepted)}")
         self._per_version_at = self.store.result_writes
-        sql = self.store.pending_sql(f"SELECT * FROM {ROWS}", self.cfg.version, self.cfg.max_attempts,
-                                     per_version=f"SELECT * FROM {PER_VERSION}")
+        per_version = f"SELECT * FROM {PER_VERSION}"
+        self.scan_source(self.store.done_sql(self.cfg.version, self.cfg.max_attempts, per_version))
+        sql = self.store.pending_sql(f"SELECT * FROM {ROWS}", self.cfg.version, per_version)
         limit = f" LIMIT {int(self.cfg.max_rows_per_run)}" if self.cfg.max_rows_per_run is not None else ""
+        if not self.wh.scalar(f"SELECT count(*) FROM (SELECT 1 FROM {ROWS} WHERE text IS NOT NULL LIMIT 1) x"):
+            limit = " LIMIT 0"  # the usual nightly run: nothing to send, no lookup of attempts to build
         # rn numbers the items densely (packing is arithmetic on it). No ORDER BY: sorting a million
         # texts would cost more than the rest of the gather.
         self.wh.execute(f"""

@@ -288,39 +288,42 @@ class StateStore:
         return [version, *[v for (v,) in older]]
 
     # ------------------------------------------------------------------ gather
-    def pending_sql(self, rows_sql: str, version: str, max_attempts: int, per_version: str) -> str:
-        """Items to send: distinct text hashes of source rows with no usable result and nothing in flight.
-
-        ``rows_sql`` yields (text, text_hash, skip_reason) per source row; ``per_version`` reads a
-        table holding ``per_version_sql(accepted versions)`` (it is read twice). An anti-join in SQL, so a
-        nightly no-op run is one scan of the source.
-        """
+    def done_sql(self, version: str, max_attempts: int, per_version: str) -> str:
+        """Text hashes with nothing to send: a usable result under an accepted version, or a request
+        in flight. ``per_version`` reads a table holding ``per_version_sql(accepted versions)``."""
         retryable = ", ".join(f"'{s}'" for s in RETRYABLE_STATUSES)
         v = version.replace("'", "''")
-        # Filter the source rows first, then group what is left: on a nightly run almost every row
-        # is done, so the expensive GROUP BY sees only the new texts.
         return f"""
-            WITH cur AS NOT MATERIALIZED ({per_version}),  -- a table already: read it twice, do not copy it
-            done AS (
-                SELECT text_hash FROM cur r
-                WHERE NOT (r.version = '{v}' AND (r.status IN ({retryable}) AND coalesce(r.error_type, '') <> 'invalid_request_error')
-                           AND r.attempt < {int(max_attempts)})
-                  AND NOT (r.version <> '{v}' AND r.status <> 'succeeded')
-                UNION ALL
-                SELECT text_hash FROM ({self.busy_sql(version)}) b
-            ),
-            src AS (
+            SELECT text_hash FROM ({per_version}) r
+            WHERE NOT (r.version = '{v}' AND (r.status IN ({retryable}) AND coalesce(r.error_type, '') <> 'invalid_request_error')
+                       AND r.attempt < {int(max_attempts)})
+              AND NOT (r.version <> '{v}' AND r.status <> 'succeeded')
+            UNION ALL
+            SELECT text_hash FROM ({self.busy_sql(version)}) b
+        """
+
+    def pending_sql(self, rows_sql: str, version: str, per_version: str) -> str:
+        """Items to send: the distinct texts of source rows still to classify, each with its attempt.
+
+        ``rows_sql`` yields (text, text_hash) per source row, with ``text`` NULL for every row that
+        needs nothing (skipped, or its text in ``done_sql``): the source scan marks them as it reads
+        (an anti-join in SQL), so a nightly no-op run is one scan of the source and this groups only
+        the new texts. ``per_version`` as in ``done_sql``.
+        """
+        v = version.replace("'", "''")
+        return f"""
+            WITH src AS (
                 -- Grouped by the text itself (the hash is a function of it): carrying a string
                 -- through any_value costs twice as much as hashing it as the group key.
                 SELECT text, any_value(text_hash) AS text_hash, count(*) AS n_rows
                 FROM ({rows_sql}) s
-                WHERE skip_reason IS NULL AND text_hash NOT IN (SELECT text_hash FROM done WHERE text_hash IS NOT NULL)
+                WHERE text IS NOT NULL
                 GROUP BY text
             )
             SELECT src.text_hash, src.text, src.n_rows, coalesce(res.attempts, 0) + 1 AS attempt,
                    coalesce(res.status IN ('missing', 'invalid_output'), false) AS alone
             FROM src
-            LEFT JOIN cur res ON res.version = '{v}' AND res.text_hash = src.text_hash
+            LEFT JOIN ({per_version}) res ON res.version = '{v}' AND res.text_hash = src.text_hash
         """
 
     def per_version_sql(self, versions: Sequence[str] | None = None) -> str:
