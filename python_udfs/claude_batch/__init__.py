@@ -6,7 +6,7 @@ submodule (the emulator, the UDF plugin) does not pull in dbt and the pipeline.
 
 from typing import Any
 
-__all__ = ["classify", "ConfigError"]
+__all__ = ["classify", "ConfigError", "ClaudeBatchError"]
 __version__ = "0.1.0"
 
 
@@ -19,4 +19,8 @@ def __getattr__(name: str) -> Any:
         from .config import ConfigError
 
         return ConfigError
+    if name == "ClaudeBatchError":
+        from .errors import ClaudeBatchError
+
+        return ClaudeBatchError
     raise AttributeError(f"module 'claude_batch' has no attribute {name!r}")

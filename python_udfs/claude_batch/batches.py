@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import anthropic
+from .errors import ClaudeBatchError
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ def first_custom_id(client: anthropic.Anthropic, batch_id: str) -> str | None:
     return None
 
 
-class IncompleteResultsError(RuntimeError):
+class IncompleteResultsError(ClaudeBatchError, RuntimeError):
     pass
 
 

@@ -42,7 +42,7 @@ _REQ_SCHEMA = pa.schema([
     ("error_message", pa.string()), ("input_tokens", pa.int64()), ("output_tokens", pa.int64()),
     ("cache_write_5m_tokens", pa.int64()), ("cache_write_1h_tokens", pa.int64()),
     ("cache_read_tokens", pa.int64()), ("service_tier", pa.string()), ("billed_usd", pa.float64()),
-    ("raw_answer", pa.string()),
+    ("raw_answer", pa.string()), ("thinking_tokens", pa.int64()),
 ])
 _ANS_SCHEMA = pa.schema([
     ("ln", pa.int32()), ("item_id", pa.int32()), ("status", pa.string()),
@@ -54,6 +54,7 @@ _USAGE_SHAPE = {
     "input_tokens": "BIGINT", "output_tokens": "BIGINT", "cache_creation_input_tokens": "BIGINT",
     "cache_read_input_tokens": "BIGINT", "service_tier": "VARCHAR",
     "cache_creation": {"ephemeral_5m_input_tokens": "BIGINT", "ephemeral_1h_input_tokens": "BIGINT"},
+    "output_tokens_details": {"thinking_tokens": "BIGINT"},
 }
 # What a result line's ``result`` is read as (the rest of it is ignored); an answer's tool input stays JSON.
 _RESULT_SHAPE = json.dumps({
@@ -86,7 +87,7 @@ class _Staging:
         self._answer_tokens: dict[tuple[str, ...], int] = {}
         self._ln: dict[str, int] = {}
 
-    def add_request(self, custom_id: str, status: str, *, usage: cost.Usage | None, billed: float,
+    def add_request(self, custom_id: str, status: str, *, usage: cost.Usage | None, billed: float | None,
                     error_type: str | None = None, error_message: str | None = None, raw: str | None = None,
                     ln: int | None = None) -> None:
         """``ln``: the request's number in the staging (default: the next one)."""
@@ -98,7 +99,7 @@ class _Staging:
             "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
             "cache_write_5m_tokens": u.cache_write_5m_tokens, "cache_write_1h_tokens": u.cache_write_1h_tokens,
             "cache_read_tokens": u.cache_read_tokens, "service_tier": u.service_tier if usage else None,
-            "billed_usd": billed, "raw_answer": raw,
+            "billed_usd": billed, "raw_answer": raw, "thinking_tokens": u.thinking_tokens,
         }
         for key, value in row.items():
             self.req[key].append(value)
@@ -145,7 +146,7 @@ def _create_staging_tables(wh: Warehouse) -> None:
     wh.execute("""CREATE OR REPLACE TEMP TABLE cb_tmp_req (ln INTEGER, custom_id VARCHAR, status VARCHAR, error_type VARCHAR,
         error_message VARCHAR, input_tokens BIGINT, output_tokens BIGINT, cache_write_5m_tokens BIGINT,
         cache_write_1h_tokens BIGINT, cache_read_tokens BIGINT, service_tier VARCHAR, billed_usd DOUBLE,
-        raw_answer VARCHAR)""")
+        raw_answer VARCHAR, thinking_tokens BIGINT)""")
     wh.execute("""CREATE OR REPLACE TEMP TABLE cb_tmp_ans (ln INTEGER, item_id INTEGER, status VARCHAR,
         labels VARCHAR[], error VARCHAR, answer_tokens INTEGER)""")
 
@@ -174,28 +175,32 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
     wh, t = store.wh, store.t
     source = wh.read_jsonl_sql(path, {"custom_id": "VARCHAR", "result": "JSON"})
     # One typed parse of each line (from_json: a field of an unexpected type reads as NULL, it does
-    # not fail the batch); the answer is kept as JSON when it is the one content block we asked for
-    # (a forced tool call, or JSON text) and holds a groups array.
+    # not fail the batch); the answer is kept as JSON when it is the one answer block we asked for
+    # (a forced tool call, or JSON text) and holds a groups array. The answer is found by block type:
+    # a model that thinks puts thinking blocks first [H55].
     wh.execute(f"""
         CREATE OR REPLACE TEMP TABLE cb_tmp_lines AS
         SELECT ln, custom_id, item_count, type, error_type, error_message, u, raw,
                CASE WHEN json_type(candidate, '$.groups') = 'ARRAY' THEN candidate END AS answer
         FROM (
-            SELECT ln, custom_id, item_count, res.type AS type, res.error.error.type AS error_type,
-                   res.error.error.message AS error_message, res.message.usage AS u,
-                   CASE WHEN res.type = 'succeeded' AND len(res.message.content) = 1
-                             AND coalesce(res.message.stop_reason, '') <> 'max_tokens' THEN
-                       CASE res.message.content[1].type
-                            WHEN 'tool_use' THEN res.message.content[1].input
-                            WHEN 'text' THEN CASE WHEN json_valid(res.message.content[1].text)
-                                                  THEN CAST(res.message.content[1].text AS JSON) END END
+            SELECT ln, custom_id, item_count, type, error_type, error_message, u,
+                   CASE WHEN type = 'succeeded' AND len(blocks) = 1 AND coalesce(stop_reason, '') <> 'max_tokens' THEN
+                       CASE blocks[1].type
+                            WHEN 'tool_use' THEN blocks[1].input
+                            WHEN 'text' THEN CASE WHEN json_valid(blocks[1].text) THEN CAST(blocks[1].text AS JSON) END END
                    END AS candidate,
-                   CASE res.message.content[1].type WHEN 'tool_use' THEN CAST(res.message.content[1].input AS VARCHAR)
-                        ELSE res.message.content[1].text END AS raw
-            FROM (SELECT CAST(row_number() OVER () AS INTEGER) AS ln, l.custom_id, r.item_count,
-                         from_json(l.result, '{_RESULT_SHAPE}') AS res
-                  FROM {source} l
-                  LEFT JOIN {t['cb_requests']} r ON r.custom_id = l.custom_id AND r.submission_key = ?) x
+                   CASE blocks[1].type WHEN 'tool_use' THEN CAST(blocks[1].input AS VARCHAR) ELSE blocks[1].text END AS raw
+            FROM (
+                SELECT ln, custom_id, item_count, res.type AS type, res.error.error.type AS error_type,
+                       res.error.error.message AS error_message, res.message.usage AS u,
+                       res.message.stop_reason AS stop_reason,
+                       CASE WHEN len(res.message.content) = 1 THEN res.message.content
+                            ELSE list_filter(res.message.content, b -> b.type IN ('text', 'tool_use')) END AS blocks
+                FROM (SELECT CAST(row_number() OVER () AS INTEGER) AS ln, l.custom_id, r.item_count,
+                             from_json(l.result, '{_RESULT_SHAPE}') AS res
+                      FROM {source} l
+                      LEFT JOIN {t['cb_requests']} r ON r.custom_id = l.custom_id AND r.submission_key = ?) x
+            ) z
         ) y""", [submission_key])
     # One read of the file: lines whose custom_id this submission never sent are counted, then dropped.
     unknown = wh.scalar("SELECT count(*) FROM cb_tmp_lines WHERE item_count IS NULL")
@@ -213,6 +218,7 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
         "cache_write_1h_tokens": "coalesce(u.cache_creation.ephemeral_1h_input_tokens, 0)",
         "cache_read_tokens": "coalesce(u.cache_read_input_tokens, 0)",
         "service_tier": "coalesce(u.service_tier, 'standard')",
+        "thinking_tokens": "coalesce(u.output_tokens_details.thinking_tokens, 0)",
     }
     _create_staging_tables(wh)
     billed = cost.billed_usd_sql(model, usage)
@@ -226,7 +232,8 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
                {usage['cache_write_1h_tokens']}, {usage['cache_read_tokens']},
                CASE WHEN type = 'succeeded' THEN {usage['service_tier']} END,
                CASE WHEN type = 'succeeded' THEN {billed} ELSE 0 END,
-               CASE WHEN answer IS NOT NULL THEN left(raw, {MAX_RAW_ANSWER_CHARS}) END
+               CASE WHEN answer IS NOT NULL THEN left(raw, {MAX_RAW_ANSWER_CHARS}) END,
+               {usage['thinking_tokens']}
         FROM cb_tmp_lines
         WHERE type <> 'succeeded' OR answer IS NOT NULL""")
     # Answers SQL could not read (several blocks, fences, cut by max_tokens): the Python parser, on
@@ -341,7 +348,10 @@ def apply_staging(store: StateStore, staging: _Staging | None, submission_key: s
         _create_staging_tables(wh)
         _load_python_staging(wh, staging)
     info = catalog.model_info(model)
-    in_price, out_price = info.input_usd_per_mtok, info.output_usd_per_mtok
+    # The naive baseline is priced in the first band (a one-row request is far below any band edge);
+    # a model with no prices gets NULL costs, said in the log by the pipeline.
+    in_price, out_price = (info.prices[0].input, info.prices[0].output) if info.prices else ("NULL", "NULL")
+    billed_share = "coalesce(r.billed_usd, 0)" if info.prices else "r.billed_usd"
     store.result_writes += 1
     with wh.transaction():
         wh.execute(f"""
@@ -349,7 +359,8 @@ def apply_staging(store: StateStore, staging: _Staging | None, submission_key: s
                 error_message = s.error_message, input_tokens = s.input_tokens,
                 output_tokens = s.output_tokens, cache_write_5m_tokens = s.cache_write_5m_tokens,
                 cache_write_1h_tokens = s.cache_write_1h_tokens, cache_read_tokens = s.cache_read_tokens,
-                service_tier = s.service_tier, billed_usd = s.billed_usd, collected_at = now()::TIMESTAMP
+                service_tier = s.service_tier, billed_usd = s.billed_usd, thinking_tokens = s.thinking_tokens,
+                collected_at = now()::TIMESTAMP
             FROM cb_tmp_req s
             WHERE {t['cb_requests']}.custom_id = s.custom_id AND {t['cb_requests']}.submission_key = ?""",
             [submission_key])
@@ -384,17 +395,21 @@ def apply_staging(store: StateStore, staging: _Staging | None, submission_key: s
                    CASE WHEN r.status = 'succeeded' THEN coalesce(a.error, CASE WHEN a.status IS NULL THEN 'row missing from the answer' END)
                         ELSE r.error_message END,
                    i.custom_id, ?, i.attempt, ?, ?, now()::TIMESTAMP,
-                   coalesce(r.billed_usd, 0) / greatest(r.item_count, 1),
+                   {billed_share} / greatest(r.item_count, 1),
                    -- Naive: this text alone in a real-time uncached call: the prefix, plus its share
-                   -- (by characters) of the request's other input tokens, plus a one-row answer.
+                   -- (by characters) of the request's other input tokens, plus a one-row answer, plus
+                   -- its share of the thinking the request paid for (a model that cannot stop thinking).
                    CASE WHEN a.status = 'succeeded' THEN
                        ((r.prefix_actual
                          + greatest(r.total_input - r.prefix_actual, 0) * i.row_chars / greatest(r.row_chars, 1))
-                        * {in_price} + a.answer_tokens * {out_price}) / 1e6
+                        * {in_price} + (a.answer_tokens
+                                        + coalesce(r.thinking_tokens, 0) * i.row_chars / greatest(r.row_chars, 1))
+                        * {out_price}) / 1e6
                    ELSE 0 END
             FROM {t['cb_request_items']} i
             JOIN (  -- the submission's requests with their staged line: one small table, one join of the items
                 SELECT q.custom_id, q.status, q.error_message, q.error_type, q.billed_usd, q.item_count, q.row_chars,
+                       q.thinking_tokens,
                        CASE WHEN coalesce(q.cache_read_tokens, 0) + coalesce(q.cache_write_5m_tokens, 0)
                                  + coalesce(q.cache_write_1h_tokens, 0) > 0
                             THEN q.cache_read_tokens + q.cache_write_5m_tokens + q.cache_write_1h_tokens

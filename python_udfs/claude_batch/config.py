@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, Mapping, Sequence
 
 from . import catalog, prompts
+from .errors import ClaudeBatchError
 
 _IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
 _TEMPLATE_FIELD_RE = re.compile(r"\{([^{}]+)\}")
@@ -25,7 +26,7 @@ MAX_BATCH_REQUESTS = 100_000
 MAX_BATCH_BYTES = 256 * 1000 * 1000  # the API's 256 MB, counted conservatively in decimal
 
 
-class ConfigError(ValueError):
+class ConfigError(ClaudeBatchError, ValueError):
     """A setting is missing or wrong; the message names it."""
 
 
@@ -68,6 +69,9 @@ class ClassifierConfig:
     realtime_concurrency: int = 8
     max_rows_per_run: int | None = None
     count_tokens_api: bool = False
+    preflight: Literal["auto", "always", "never"] = "auto"
+    api_version: str | None = None  # None: the SDK's own (2026-10-21 for SDK 2.x)
+    prices: Mapping[str, float] | None = None  # USD per MTok, for a model our table lacks (or to override it)
     extra: dict = field(default_factory=dict)
 
     @functools.cached_property
@@ -110,7 +114,10 @@ _OPTION_NAMES = {f.name for f in fields(ClassifierConfig)} - {
     "spec",
     "extra",
 }
-_SPEC_NAMES = {"model", "instructions", "labels", "examples", "multi_label", "output_mode", "temperature", "cache_ttl", "max_tokens"}
+_SAMPLING_NAMES = ("temperature", "top_p", "top_k")
+_SPEC_NAMES = {"model", "instructions", "labels", "examples", "multi_label", "output_mode", "cache_ttl", "max_tokens",
+               *_SAMPLING_NAMES}
+PRICE_KEYS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 _INPUT_NAMES = {"key", "text", "text_template"}
 
 
@@ -222,11 +229,9 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
     if text_template is not None and not _TEMPLATE_FIELD_RE.search(str(text_template)):
         raise ConfigError("setting 'text_template' names no column: use {column} placeholders")
 
-    model = str(merged.get("model") or "claude-haiku-4-5")
-    try:
-        catalog.model_info(model)
-    except catalog.UnknownModelError as exc:
-        raise ConfigError(f"setting 'model': {exc}") from None
+    model = str(merged.get("model") or catalog.DEFAULT_MODEL)
+    # A model missing from our table is not refused here: the run checks it against the Models API
+    # before anything is sent (models.resolve), and registers what the API says about it.
     instructions = merged.get("instructions")
     if not isinstance(instructions, str) or not instructions.strip():
         raise ConfigError("setting 'instructions' is required: say what to classify and how")
@@ -235,16 +240,19 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
     output_mode = merged.get("output_mode")
     if output_mode not in (None, "json_schema", "tool"):
         raise ConfigError(f"setting 'output_mode' must be json_schema or tool, got {output_mode!r}")
-    if output_mode == "json_schema" and not catalog.model_info(model).json_schema_output:
-        raise ConfigError(f"setting 'output_mode': model {model!r} has no JSON-schema output; use tool")
     cache_ttl = merged.get("cache_ttl", "1h")
     if cache_ttl not in ("5m", "1h"):
         raise ConfigError(f"setting 'cache_ttl' must be '5m' or '1h', got {cache_ttl!r}")
-    temperature = merged.get("temperature", 0.0)
-    if temperature is not None:
-        temperature = _as_number("temperature", temperature, minimum=0, integer=False)
-        if temperature > 1:
-            raise ConfigError(f"setting 'temperature' must be between 0 and 1, got {temperature!r}")
+    api_version = merged.get("api_version")
+    if isinstance(api_version, str) and api_version.strip().lower() in {"", "none", "null"}:
+        api_version = None  # an unset dbt var
+    if api_version is not None:
+        api_version = str(api_version)
+        if api_version not in catalog.api_versions():
+            raise ConfigError(f"setting 'api_version': unknown anthropic-version {api_version!r}; "
+                              f"known: {', '.join(sorted(catalog.api_versions()))}")
+    sampling = _sampling(merged, model, api_version)
+    prices = _prices(merged.get("prices"))
     extra_params: dict[str, Any] = dict(merged.get("extra") or {})
     if "max_tokens" in merged and merged["max_tokens"] is not None:
         extra_params["max_tokens"] = _as_number("max_tokens", merged["max_tokens"], minimum=1, integer=True)
@@ -256,8 +264,8 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
         examples=examples,
         multi_label=_as_bool("multi_label", merged.get("multi_label", False)),
         output_mode=output_mode,
-        temperature=temperature,
         cache_ttl=cache_ttl,
+        sampling=sampling,
         extra=tuple(sorted(extra_params.items())),
     )
 
@@ -268,7 +276,13 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
             continue
         value = merged[opt]
         default = defaults[opt].default
-        if opt in {"reclassify", "dry_run", "count_tokens_api"}:
+        if opt in {"api_version", "prices"}:
+            continue  # parsed above
+        if opt == "preflight":
+            if value not in ("auto", "always", "never"):
+                raise ConfigError(f"setting 'preflight' must be auto, always or never, got {value!r}")
+            opts[opt] = value
+        elif opt in {"reclassify", "dry_run", "count_tokens_api"}:
             opts[opt] = _as_bool(opt, value)
         elif opt == "mode":
             if value not in ("batch", "realtime", "auto"):
@@ -298,18 +312,92 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
     if opts.get("max_batch_bytes", 1) > MAX_BATCH_BYTES:
         raise ConfigError(f"setting 'max_batch_bytes' cannot exceed the API's {MAX_BATCH_BYTES}")
 
-    return ClassifierConfig(
+    config = ClassifierConfig(
         name=name,
         key_columns=key_columns,
         text_column=text_column,
         text_template=text_template,
         spec=spec,
+        api_version=api_version,
+        prices=prices,
         **opts,
     )
+    if catalog.is_known(model):
+        check_model_settings(config)
+    return config
+
+
+def check_model_settings(config: ClassifierConfig) -> None:
+    """Settings the model's facts rule out, named before anything is sent (also run once an unknown
+    model has been looked up in the Models API)."""
+    spec = config.spec
+    info = catalog.model_info(spec.model)
+    if spec.output_mode == "json_schema" and not info.json_schema_output:
+        raise ConfigError(f"setting 'output_mode': model {spec.model!r} has no JSON-schema output")
+    if spec.resolved_output_mode == "tool" and (not info.forced_tool_use or spec.thinking.thinks):
+        raise ConfigError(
+            f"setting 'output_mode': model {spec.model!r} refuses forced tool use"
+            + (" while it thinks, and it cannot stop thinking" if info.forced_tool_use else "")
+            + " [REF §6]; use output_mode: json_schema (or leave it unset)")
+    if config.max_usd_per_run is not None or config.max_usd_per_day is not None:
+        if config.prices is None and not info.prices:
+            raise ConfigError("settings 'max_usd_per_run'/'max_usd_per_day' need prices: model "
+                              f"{spec.model!r} has none in our table; give them under 'prices'")
+
+
+def _sampling(merged: Mapping[str, Any], model: str, api_version: str | None) -> tuple[tuple[str, float], ...]:
+    """Sampling parameters, only where the API version takes them: 2026-10-21 (what SDK 2.x sends)
+    refuses temperature/top_p/top_k even at their defaults, in every request of a batch [MIG]."""
+    given = {k: merged[k] for k in _SAMPLING_NAMES if merged.get(k) is not None}
+    if not given:
+        return ()
+    version = api_version or catalog.DEFAULT_API_VERSION
+    rules = catalog.api_version_rules(version)
+    refused = [k for k in given if k in rules.get("rejects_params", ())]
+    if refused:
+        raise ConfigError(
+            f"setting(s) {refused}: anthropic-version {version} (sent by the anthropic SDK 2.x) rejects "
+            "sampling parameters, even at their default values, in every request [MIG]. Remove them; a "
+            "classifier does not need them. To keep them, pin an older API version with "
+            "api_version: '2023-06-01' (models from Claude 4.7 on still reject non-default values there).")
+    out = []
+    for key, value in sorted(given.items()):
+        number = _as_number(key, value, minimum=0, integer=key == "top_k")
+        if key != "top_k" and number > 1:
+            raise ConfigError(f"setting {key!r} must be between 0 and 1, got {value!r}")
+        out.append((key, number))
+    newer = rules.get("non_default_sampling_rejected_from_tokenizer")
+    if catalog.is_known(model) and newer and catalog.model_info(model).tokenizer == newer:
+        bad = [k for k, v in out if not (k == "temperature" and v == 1.0)]
+        if bad:
+            raise ConfigError(f"setting(s) {bad}: model {model!r} rejects non-default sampling values even "
+                              f"under anthropic-version {version} [MIG][S5]")
+    return tuple(out)
+
+
+def _prices(value: Any) -> Mapping[str, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"setting 'prices' must be a mapping of {list(PRICE_KEYS)} to USD per million tokens")
+    unknown = sorted(set(value) - set(PRICE_KEYS))
+    if unknown:
+        raise ConfigError(f"setting 'prices': unknown key(s) {unknown}; use {list(PRICE_KEYS)}")
+    for key in ("input", "output"):
+        if key not in value:
+            raise ConfigError(f"setting 'prices' needs {key!r} (USD per million tokens)")
+    out = {k: _as_number(f"prices.{k}", v, minimum=0, integer=False) for k, v in value.items()}
+    # Cache prices default to the documented multipliers of the input price [PRC].
+    out.setdefault("cache_write_5m", out["input"] * 1.25)
+    out.setdefault("cache_write_1h", out["input"] * 2.0)
+    out.setdefault("cache_read", out["input"] * 0.1)
+    return out
 
 
 def describe(config: ClassifierConfig) -> dict:
     """JSON-able summary of the settings, stored with each version (no secrets live in config)."""
     data = asdict(config)
     data["version"] = config.version
+    if config.max_rows_per_run is None:
+        data.pop("max_rows_per_run")  # a test hook, not a setting: shown only when someone set it
     return data

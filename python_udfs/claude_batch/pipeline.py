@@ -27,9 +27,11 @@ from typing import Any
 import anthropic
 import numpy as np
 
-from . import batches, bodies, collect, config as config_mod, cost, packing, prompts
+from . import batches, bodies, collect, config as config_mod, cost, lifecycle, packing, prompts
+from .errors import ApiContractError
 from . import estimate as estimate_mod
 from . import source as source_rows
+from . import client as client_mod
 from .client import make_client
 from .crashpoints import checkpoint
 from .config import ClassifierConfig
@@ -124,8 +126,8 @@ def _spec_for(store: StateStore, version: str, current: ClassifierConfig) -> pro
         examples=tuple(prompts.Example(e["text"], tuple(e["labels"])) for e in spec["examples"]),
         multi_label=spec["multi_label"],
         output_mode=spec["output_mode"],
-        temperature=spec["temperature"],
         cache_ttl=spec["cache_ttl"],
+        sampling=tuple(tuple(pair) for pair in spec.get("sampling") or ()),  # older versions sent temperature
         extra=tuple(tuple(pair) for pair in spec["extra"]),
     )
 
@@ -148,7 +150,7 @@ class Pipeline:
     @property
     def client(self):
         if self._client is None:
-            self._client = make_client()
+            self._client = make_client(api_version=self.cfg.api_version)
         return self._client
 
     # ------------------------------------------------------------------ steps
@@ -246,6 +248,7 @@ class Pipeline:
             return
         started = time.monotonic()
         running = 0
+        rejected: list[str] = []
         for sub in subs:
             self._cancel_if_requested(sub)
             spec = _spec_for(self.store, sub["version"], self.cfg)
@@ -265,15 +268,27 @@ class Pipeline:
                 continue
             self.run.collected_requests += got.requests
             self.run.collected_items += got.items
-            self.run.billed_usd += got.billed_usd
-            self.run.naive_usd += got.naive_usd
-            info(f"collected batch {sub['batch_id']}: {got.items} text(s), billed ${got.billed_usd:.4f}")
+            self.run.billed_usd += got.billed_usd or 0.0
+            self.run.naive_usd += got.naive_usd or 0.0
+            info(f"collected batch {sub['batch_id']}: {got.items} text(s), billed ${got.billed_usd or 0.0:.4f}")
+            refused = self.store.refused_submission(sub["submission_key"])
+            if refused is not None:
+                rejected.append(f"batch {sub['batch_id']}: all {refused[0]} request(s) came back "
+                                f"invalid_request_error: {refused[1]}")
         elapsed = time.monotonic() - started
         rate = self.run.collected_items / elapsed if elapsed > 0 else 0.0
         info(
             f"batches: {len(subs) - running} ended and collected, {running} still processing; "
             f"{self.run.collected_items} text(s) collected at {rate:,.0f}/s"
         )
+        if rejected:
+            # Written and accounted above (nothing is lost, those rows are not retried); but a batch the
+            # API refused whole means our requests disagree with the API: stop loudly, do not send more.
+            self.finish()
+            raise ApiContractError(
+                "the API refused every request of a batch, so the classifier's requests disagree with the API "
+                "(a model, parameter or API-version change?); nothing more is sent until it is fixed. "
+                + "; ".join(rejected))
 
     def _cancel_if_requested(self, sub: dict) -> None:
         if sub.get("error") == "cancel requested" and sub["status"] in ("in_progress",):
@@ -341,7 +356,15 @@ class Pipeline:
             planned = packing.fetch_planned(self.wh, 1, admitted, self.cfg.spec, plan.mark)
             realtime.submit(self, planned, prefix, plan.mark)
         else:
-            self._submit_batches(shapes, admitted, prefix, plan.mark)
+            first = 1
+            if self._needs_preflight():
+                from . import realtime
+
+                planned = packing.fetch_planned(self.wh, 1, 1, self.cfg.spec, plan.mark)
+                realtime.preflight(self, planned[0], prefix, plan.mark)  # raises ApiContractError if refused
+                first = 2
+            if first <= admitted:
+                self._submit_batches(shapes, admitted, prefix, plan.mark, first=first)
         guard.report()
         info(f"planned {self.run.pending_texts:,} text(s) into {n_requests:,} request(s)")
         # The plan's tables hold every pending text (a million is hundreds of MB): free them now, not
@@ -349,8 +372,17 @@ class Pipeline:
         packing.drop_plan(self.wh)
         self.wh.execute(f"DROP TABLE IF EXISTS {PENDING}")
 
-    def _submit_batches(self, shapes: packing.RequestShapes, admitted: int, prefix: int, cached: bool) -> None:
-        """Cut requests 1..``admitted`` into batches at the count and byte limits; several creates in flight.
+    def _needs_preflight(self) -> bool:
+        """Before the first batch of a version, and again when the SDK, the API version or the model
+        changed since the last preflight that passed (or always, or never, as configured)."""
+        if self.cfg.preflight != "auto":
+            return self.cfg.preflight == "always"
+        return not self.store.preflight_passed(self.cfg.name, self.cfg.version, self.cfg.spec.model,
+                                               client_mod.sent_api_version(self.client), anthropic.__version__)
+
+    def _submit_batches(self, shapes: packing.RequestShapes, admitted: int, prefix: int, cached: bool,
+                        *, first: int = 1) -> None:
+        """Cut requests ``first``..``admitted`` into batches at the count and byte limits; several creates in flight.
 
         Each batch's intent is recorded before its create call, and its id right after the answer.
         Bodies are rendered by the warehouse and streamed to the API (``bodies.py``).
@@ -361,7 +393,7 @@ class Pipeline:
         try:
             rows = bodies.render(self.wh, encoder, Path(scratch.name) / "rows")
             ranges, oversized = batches.split_ranges(
-                list(zip(range(1, admitted + 1), rows.sizes[:admitted])),
+                list(zip(range(first, admitted + 1), rows.sizes[first - 1:admitted])),
                 max_count=self.cfg.max_requests_per_batch, max_bytes=self.cfg.max_batch_bytes,
             )
             for req_no, size in oversized:
@@ -369,7 +401,7 @@ class Pipeline:
                      "its text(s) stay pending: lower pack_size or max_pack_chars")
             seq = self.store.next_intent_seq(self.cfg.name)
             started = time.monotonic()
-            pending_total = int(shapes.n_items[:admitted].sum())
+            pending_total = int(shapes.n_items[first - 1:admitted].sum())
             workers = max(1, self.cfg.parallel_creates)
             pool = ThreadPoolExecutor(max_workers=workers)
             in_flight: list = []
@@ -726,7 +758,15 @@ def classify(
 def run(cfg: ClassifierConfig, wh: Warehouse, source_sql: str, *, this_sql: str | None = None,
         client: Any | None = None):
     """One run outside dbt's plumbing (benchmarks and scripts use it too): returns the output relation."""
-    pipe = Pipeline(cfg, wh, source_sql, client=client)
+    made: list[Any] = [client]
+
+    def api_client() -> Any:  # made only if the Models API must be asked, then reused by the run
+        if made[0] is None:
+            made[0] = make_client(api_version=cfg.api_version)
+        return made[0]
+
+    lifecycle.check(cfg, api_client, warn)  # a retired or unknown model fails here, before anything is sent
+    pipe = Pipeline(cfg, wh, source_sql, client=made[0])
     pipe.prepare()
     pipe.lock()  # raises LockedError naming the holder: nothing is sent
     try:

@@ -5,7 +5,7 @@ Profile (``profiles.yml``)::
     plugins:
       - module: claude_batch.plugin
         config:
-          model: claude-haiku-4-5
+          model: claude-haiku-5-5
           max_rows: 1000          # most distinct texts one connection may send: stops accidental scans
           pack_size: 25
           instructions: "Classify the sentiment of each customer review."
@@ -39,6 +39,7 @@ from typing import Any, Mapping, Sequence
 import pyarrow as pa
 
 from . import catalog, config as config_mod, cost, prompts, realtime
+from .errors import ClaudeBatchError
 
 try:
     from dbt.adapters.duckdb.plugins import BasePlugin
@@ -56,13 +57,13 @@ _MEMO_MAX = 200_000
 _FATAL = realtime.FATAL_ERROR_TYPES
 
 
-class RowCapExceeded(RuntimeError):
+class RowCapExceeded(ClaudeBatchError, RuntimeError):
     """The connection would send more rows than the plugin's ``max_rows``."""
 
 
 @dataclass(frozen=True)
 class UdfSettings:
-    model: str = "claude-haiku-4-5"
+    model: str = catalog.DEFAULT_MODEL
     instructions: str = DEFAULT_INSTRUCTIONS
     max_rows: int = 1000
     pack_size: int = 25

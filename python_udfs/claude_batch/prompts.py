@@ -15,7 +15,12 @@ Wire format (the emulator understands it too):
   close to the cost floor. The label is an ``enum`` in the schema, and every label is checked again
   when the answer is parsed: the schema is a request to the model, not a guarantee.
 - output is forced either with ``output_config.format`` (JSON schema, for models that support it)
-  or with a forced ``classify`` tool call for older models.
+  or with a forced ``classify`` tool call, only where the model allows forced tool use with its
+  thinking off (refused on Opus 5.5, Sonnet 5.5, Fable 5.x [O55][S55]).
+- thinking: as little as the model allows (``thinking_plan``): turned off where it can be, else
+  effort ``low``; where it cannot be turned off, ``max_tokens`` leaves room for it and the answer is
+  found by block type, never by position [H55]. No sampling parameters: API version 2026-10-21
+  (sent by SDK 2.x) refuses them even at their defaults [MIG].
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, Sequence
 
-from . import catalog
+from . import catalog, tokens
 
 TOOL_NAME = "classify"
 _DIGITS_RE = re.compile(r"[0-9]+")
@@ -62,8 +67,9 @@ class PromptSpec:
     examples: tuple[Example, ...] = ()
     multi_label: bool = False
     output_mode: OutputMode | None = None  # None: json_schema when the model supports it, else tool
-    temperature: float | None = 0.0
     cache_ttl: Literal["5m", "1h"] = "1h"
+    # temperature/top_p/top_k, only when the API version is pinned to one that takes them (config.py)
+    sampling: tuple[tuple[str, float], ...] = ()
     extra: tuple[tuple[str, Any], ...] = field(default=())  # other Messages params, sorted pairs
 
     @property
@@ -75,6 +81,50 @@ class PromptSpec:
         if self.output_mode:
             return self.output_mode
         return "json_schema" if catalog.model_info(self.model).json_schema_output else "tool"
+
+    @property
+    def thinking(self) -> "ThinkingPlan":
+        return thinking_plan(catalog.model_info(self.model))
+
+
+@dataclass(frozen=True)
+class ThinkingPlan:
+    """What a classifier request sends about thinking, and whether the model will think anyway."""
+
+    param: dict | None  # the ``thinking`` field, None: not sent
+    effort: str | None  # ``output_config.effort``, None: not sent
+    thinks: bool  # the model thinks despite it: max_tokens needs headroom, output costs more
+
+    @property
+    def headroom_tokens(self) -> int:
+        return THINKING_HEADROOM_TOKENS if self.thinks else 0
+
+
+# Room left in max_tokens for thinking that cannot be turned off (Opus 5.5, Fable 5.x) at effort low.
+# Thinking counts toward max_tokens [O5; REF §3]; its length at effort low is not published, so this
+# is a generous bound: output is billed as generated, so unused room costs nothing (the budget guard
+# counts it as an upper bound).
+THINKING_HEADROOM_TOKENS = 4096
+_EFFORT_ORDER = {level: i for i, level in enumerate(catalog.EFFORT_LEVELS)}
+
+
+def thinking_plan(info: catalog.ModelInfo) -> ThinkingPlan:
+    """The cheapest documented thinking for a classifier [REF §3]:
+    - models that do not think unless asked (Opus 4.6-4.8, Haiku 4.5): send nothing [O5];
+    - where ``disabled`` is accepted (Haiku 5.5, Opus 5, Sonnet 5): disabled, at effort low, which
+      every such model allows with thinking off [H55P][O5];
+    - where only ``between_tools`` turns up-front thinking off (Sonnet 5.5): that, at effort low [S55];
+    - where nothing turns it off (Opus 5.5, Fable 5.x): effort low and headroom in max_tokens [O55].
+    """
+    if info.thinking_default == "off":
+        return ThinkingPlan(None, None, False)
+    effort = "low" if info.effort_supported else None
+    allowed_off = info.off_max_effort is None or effort is None or (
+        _EFFORT_ORDER[effort] <= _EFFORT_ORDER[info.off_max_effort])
+    for kind in ("disabled", "between_tools"):
+        if info.thinking_types.get(kind) and allowed_off:
+            return ThinkingPlan({"type": kind}, effort, False)
+    return ThinkingPlan(None, effort, True)
 
 
 # ---------------------------------------------------------------------------- request side
@@ -186,10 +236,13 @@ def _system_text(spec: PromptSpec) -> str:
 
 
 def max_tokens_for(spec: PromptSpec, n_items: int) -> int:
-    """Output budget scaled to the pack: enough for every id under every label it could get."""
+    """Output budget scaled to the pack: enough for every id under every label it could get, in the
+    model's tokens, plus room for thinking where the model cannot stop thinking."""
+    info = catalog.model_info(spec.model)
     per_row = _TOKENS_PER_ROW * (len(spec.labels) if spec.multi_label else 1)
     budget = _ANSWER_BASE_TOKENS + _TOKENS_PER_LABEL * len(spec.labels) + per_row * n_items
-    return min(budget, catalog.model_info(spec.model).max_output_tokens)
+    budget = tokens.scale(budget, info.tokenizer_ratio) + spec.thinking.headroom_tokens
+    return min(budget, info.max_output_tokens)
 
 
 def build_params(
@@ -212,12 +265,20 @@ def build_params(
         "system": [system_block],
         "messages": [{"role": "user", "content": render_rows(items)}],
     }
-    if spec.temperature is not None:
-        params["temperature"] = spec.temperature
+    for key, value in spec.sampling:
+        params[key] = value
+    plan = spec.thinking
+    if plan.param is not None:
+        params["thinking"] = plan.param
+    output_config: dict[str, Any] = {}
+    if plan.effort is not None:
+        output_config["effort"] = plan.effort
     schema = answer_schema(spec)
     if spec.resolved_output_mode == "json_schema":
-        params["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
-    else:
+        output_config["format"] = {"type": "json_schema", "schema": schema}
+    if output_config:
+        params["output_config"] = output_config
+    if spec.resolved_output_mode == "tool":
         params["tools"] = [
             {
                 "name": TOOL_NAME,

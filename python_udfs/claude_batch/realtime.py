@@ -46,7 +46,9 @@ import anthropic
 
 from . import batches, collect, packing, tokens
 from .crashpoints import checkpoint
+from . import client as client_mod
 from .client import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S, make_async_client
+from .errors import ApiContractError
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
@@ -270,6 +272,7 @@ def make_client(limits: Limits, *, base: Any | None = None, timeout: float | Non
         return anthropic.AsyncAnthropic(
             api_key=base.api_key, base_url=base.base_url, max_retries=limits.max_retries,
             timeout=timeout if timeout is not None else base.timeout, http_client=http_client,
+            default_headers=getattr(base, "_custom_headers", None) or None,  # a pinned anthropic-version
         )
     client = make_async_client(max_retries=limits.max_retries, timeout=timeout or DEFAULT_TIMEOUT_S)
     # make_async_client checks the key; rebuild with the hook on the same settings.
@@ -561,6 +564,75 @@ def submit(pipe: "Pipeline", planned: list[packing.PlannedRequest], prefix: int,
             except Exception:  # closing must not hide the real error
                 pass
         runner.close()
+
+
+# A preflight refused with one of these means our requests (or key, or model) disagree with the API:
+# the run fails at once. Anything else (rate limits, overload, timeouts) says nothing about the request.
+PREFLIGHT_FATAL = FATAL_ERROR_TYPES | {"invalid_request_error"}
+
+
+def preflight(pipe: "Pipeline", request: packing.PlannedRequest, prefix: int, cached: bool) -> None:
+    """Send the first pack of a batch submission as one real-time Messages call, before any batch.
+
+    The API checks a batch's requests only when it processes them (up to 24 hours later [BAT]), and
+    a rejected one is then an ``errored`` row; a real-time call is checked now. A refusal fails the
+    run with the API's message, its rows pending again and nothing else sent; an answer is written
+    like any real-time answer (those rows are done: nothing is paid twice). Recorded in cb_preflights.
+    """
+    from .pipeline import info, warn
+
+    cfg, store = pipe.cfg, pipe.store
+    sub_key = packing.submission_key_sql(pipe.wh, cfg.version, store.next_intent_seq(cfg.name),
+                                         request.req_no, request.req_no)
+    request.custom_id = packing.custom_id(sub_key, 0)
+    body_bytes = batches.request_bytes({"custom_id": request.custom_id, "params": request.params})
+    pipe._record_intent(sub_key, [request], body_bytes, prefix, cached, mode="realtime")
+    store.record_submitted(sub_key, {"id": f"rt_{sub_key}", "processing_status": "in_progress",
+                                     "created_at": _now_utc(), "expires_at": None})
+    checkpoint("after_preflight_intent")
+    limits = Limits.from_config(cfg)
+    base_client = pipe._client if isinstance(pipe._client, anthropic.Anthropic) else None
+    runner = LoopThread()
+    try:
+        client = runner.run(_build_client(limits, base_client, pipe._client))
+        try:
+            [(custom_id, result_type, message, error)] = runner.run(
+                answer_all(client, [(request.custom_id, request.params)], limits))
+        finally:
+            if client is not pipe._client:
+                runner.run(client.close())
+    finally:
+        runner.close()
+    row = {"classifier": cfg.name, "version": cfg.version, "model": cfg.spec.model,
+           "api_version": client_mod.sent_api_version(pipe.client), "sdk_version": anthropic.__version__,
+           "custom_id": custom_id}
+    inner = (error or {}).get("error") or {}
+    if result_type == "errored" and inner.get("type") in PREFLIGHT_FATAL:
+        message_text = f"{inner.get('type')}: {inner.get('message')}"
+        store.record_abandoned(sub_key, f"preflight refused by the API: {message_text}")
+        store.record_preflight({**row, "status": "rejected", "message": message_text})
+        raise ApiContractError(
+            f"preflight: the API refused this classifier's first request ({message_text}); no batch was "
+            f"created and nothing else was sent. Model {cfg.spec.model!r}, anthropic-version {row['api_version']}.")
+    staging = collect._Staging()
+    collect.stage_message(staging, cfg.spec, cfg.spec.model, custom_id, len(request.items), result_type, message, error)
+    store.update_batch_status(sub_key, {"processing_status": "ended", "ended_at": _now_utc(),
+                                        "request_counts": {result_type: 1}})
+    got = collect.apply_staging(store, staging, sub_key, classifier=cfg.name, batch_id=f"rt_{sub_key}",
+                                model=cfg.spec.model)
+    pipe.run.submitted_batches += 1
+    pipe.run.submitted_requests += 1
+    pipe.run.submitted_texts += len(request.items)
+    pipe.run.collected_requests += got.requests
+    pipe.run.collected_items += got.items
+    pipe.run.billed_usd += got.billed_usd or 0.0
+    pipe.run.naive_usd += got.naive_usd or 0.0
+    if result_type == "succeeded":
+        store.record_preflight({**row, "status": "passed", "message": None})
+        info(f"preflight passed: the API answered the first request of version {cfg.version} in real time "
+             f"({got.items} text(s) written)")
+    else:  # overloaded, rate-limited, a timeout: not a verdict on our request; try again next run
+        warn(f"preflight inconclusive ({inner.get('type')}: {inner.get('message')}); batches go ahead")
 
 
 async def _build_client(limits: Limits, base: Any | None, given: Any | None) -> Any:

@@ -82,7 +82,8 @@ _DDL = {
         service_tier VARCHAR,
         billed_usd DOUBLE,
         naive_usd DOUBLE,
-        collected_at TIMESTAMP
+        collected_at TIMESTAMP,
+        thinking_tokens BIGINT
     """,
     "cb_request_items": """
         custom_id VARCHAR NOT NULL,
@@ -138,6 +139,19 @@ _DDL = {
         key VARCHAR NOT NULL,
         value VARCHAR
     """,
+    # One row per preflight call: the first pack of a classifier version sent as one real-time
+    # request before any batch, so that an API that refuses our requests fails the run in seconds.
+    "cb_preflights": """
+        classifier VARCHAR NOT NULL,
+        version VARCHAR NOT NULL,
+        model VARCHAR,
+        api_version VARCHAR,
+        sdk_version VARCHAR,
+        status VARCHAR,
+        custom_id VARCHAR,
+        message VARCHAR,
+        checked_at TIMESTAMP
+    """,
 }
 
 _VIEWS = {
@@ -156,6 +170,7 @@ _VIEWS = {
                sum(r.item_count) AS items,
                sum(r.input_tokens) AS input_tokens,
                sum(r.output_tokens) AS output_tokens,
+               sum(r.thinking_tokens) AS thinking_tokens,
                sum(r.cache_write_5m_tokens) + sum(r.cache_write_1h_tokens) AS cache_write_tokens,
                sum(r.cache_read_tokens) AS cache_read_tokens,
                sum(r.billed_usd) AS billed_usd,
@@ -481,6 +496,27 @@ class StateStore:
         )
 
     # ------------------------------------------------------------------ runs
+    def preflight_passed(self, classifier: str, version: str, model: str, api_version: str, sdk_version: str) -> bool:
+        return bool(self.wh.scalar(
+            f"""SELECT count(*) FROM {self.t['cb_preflights']} WHERE classifier = ? AND version = ? AND model = ?
+                AND api_version = ? AND sdk_version = ? AND status = 'passed'""",
+            [classifier, version, model, api_version, sdk_version]))
+
+    def record_preflight(self, row: dict) -> None:
+        cols = ("classifier", "version", "model", "api_version", "sdk_version", "status", "custom_id", "message")
+        self.wh.execute(
+            f"INSERT INTO {self.t['cb_preflights']} ({', '.join(cols)}, checked_at) "
+            f"VALUES ({', '.join('?' * len(cols))}, now()::TIMESTAMP)", [row.get(c) for c in cols])
+
+    def refused_submission(self, submission_key: str) -> tuple[int, str] | None:
+        """(requests, the first message) when every request of a submission came back
+        invalid_request_error: the API refused the batch whole."""
+        n, refused, message = self.wh.fetchall(
+            f"""SELECT count(*), count(*) FILTER (WHERE error_type = 'invalid_request_error'),
+                       min(error_message) FILTER (WHERE error_type = 'invalid_request_error')
+                FROM {self.t['cb_requests']} WHERE submission_key = ?""", [submission_key])[0]
+        return (int(n), str(message)) if n and n == refused else None
+
     def record_run(self, run: dict) -> None:
         self.wh.insert_columns(self.t["cb_runs"], {k: [v] for k, v in run.items()})
 

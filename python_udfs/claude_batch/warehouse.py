@@ -16,6 +16,7 @@ import uuid
 from typing import Any, Iterator, Sequence
 
 import duckdb
+from .errors import ClaudeBatchError
 
 
 def quote_ident(name: str) -> str:
@@ -27,7 +28,7 @@ def quote_literal(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-class LockedError(RuntimeError):
+class LockedError(ClaudeBatchError, RuntimeError):
     """Another run holds the classifier's lock."""
 
 

@@ -4,7 +4,7 @@ Benchmarks and tests import the prompt specs and row generators from here so tha
 computed on the same prefix and the same rows. W1 is described in
 ``../shared/reference/cost-model.md``: the 3,000 sentences of the "sentiment labelled sentences"
 corpus (label column ignored), repeated with fresh ids to the row count a benchmark needs, about
-15 % of rows verbatim duplicates, a shared prefix of about 2,000 tokens, model ``claude-sonnet-4-5``.
+15 % of rows verbatim duplicates, a shared prefix of about 2,000 tokens (2,600 on the Claude 4.7+ tokenizer), model ``claude-haiku-5-5``.
 
 The W1 prefix length is deliberate: at about 2,000 tokens (our counter, ``tokens.count_text``) it is
 above Sonnet's 1,024-token caching minimum and below Haiku 4.5's 4,096-token one, so the same spec on
@@ -23,7 +23,8 @@ from pathlib import Path
 
 from . import prompts
 
-W1_MODEL = "claude-sonnet-4-5"
+W1_MODEL = "claude-haiku-5-5"  # cost-model.md: W1 on today's model for classification
+W1_SECOND_MODEL = "claude-sonnet-5-5"  # cost-model.md: a model that cannot stop thinking
 W1_DUPLICATE_SHARE = 0.15
 W1_SEED = 1  # changing it changes every W1 benchmark figure; don't
 W1_FILES = ("amazon_cells_labelled.txt", "imdb_labelled.txt", "yelp_labelled.txt")
@@ -281,7 +282,7 @@ def w1_rows(
 
 # ---------------------------------------------------------------------------- demo classifier
 
-DEMO_MODEL = "claude-sonnet-4-5"
+DEMO_MODEL = "claude-haiku-5-5"
 
 DEMO_LABELS: tuple[prompts.Label, ...] = (
     prompts.Label("positive", "the customer is satisfied with the product overall."),
