@@ -6,8 +6,16 @@ The numbers come from ``claude_batch.tokens`` (the one documented counter): the 
 blocks), so that the token count of any cache prefix is a plain prefix sum. A test checks that the
 total always equals ``tokens.count_request``.
 
+Tokenizer generations: each part is counted with the base counter, then scaled by the model's
+``tokenizer_ratio`` (catalog, models.json ``tokenizers``; Claude 4.7 and later count about 30 % more
+[H55]) with ``tokens.scale``, part by part, exactly as ``tokens.count_request`` does, so prefix sums
+stay exact and the total still equals the counter's.
+
 Counting long texts is the emulator's main CPU cost (every request of a batch repeats the same
-system prompt), so texts and tool definitions are memoized.
+system prompt), so texts and tool definitions are memoized. The memos hold BASE counts (ratio 1.0),
+which do not depend on the model: the ratio is applied after the lookup (one integer multiply per
+part), so one memo entry serves every model and a cached count can never carry another model's
+ratio.
 """
 
 from __future__ import annotations
@@ -118,35 +126,42 @@ class RequestTokens:
 
 
 def request_tokens(params: dict) -> RequestTokens:
-    """Parts in prefix order: tools, output format, system, messages (see the prompt-caching docs)."""
-    parts = [Part(tokens.REQUEST_OVERHEAD_TOKENS, "request")]
+    """Parts in prefix order: tools, output format, system, messages (see the prompt-caching docs).
+
+    Each part's tokens are for the tokenizer of ``params["model"]`` (ratio 1.0 if unknown).
+    """
+    ratio = tokens.tokenizer_ratio(params.get("model"))
+    # The base count of every part, scaled per part (identity when the ratio is 1.0).
+    sc = (lambda n: n) if ratio == 1.0 else (lambda n: tokens.scale(n, ratio))
+    parts = [Part(sc(tokens.REQUEST_OVERHEAD_TOKENS), "request")]
     for tool in params.get("tools") or ():
         identity, count = _recent_tools.lookup(
             tool, lambda: ("tool:" + _canonical(_strip_cache_control(tool)), tokens.count_tools([tool]))
         )
-        parts.append(Part(count, identity, _ttl(tool)))
+        parts.append(Part(sc(count), identity, _ttl(tool)))
     fmt = (params.get("output_config") or {}).get("format")
     if fmt:
         identity, count = _recent_formats.lookup(
-            fmt, lambda: ("format:" + _canonical(fmt), tokens.count_output_format(params))
+            fmt, lambda: ("format:" + _canonical(fmt), tokens.count_output_format({"output_config": {"format": fmt}}))
         )
-        parts.append(Part(count, identity))
+        parts.append(Part(sc(count), identity))
     system = params.get("system")
     if isinstance(system, str):
-        parts.append(Part(count_text(system), "system:" + system))
+        parts.append(Part(sc(count_text(system)), "system:" + system))
     elif system:
         for block in system:
-            parts.append(Part(block_tokens(block), "system:" + _block_identity(block), _ttl(block)))
+            parts.append(Part(sc(block_tokens(block)), "system:" + _block_identity(block), _ttl(block)))
+    message_overhead = sc(tokens.MESSAGE_OVERHEAD_TOKENS)
     for message in params.get("messages") or ():
-        parts.append(Part(tokens.MESSAGE_OVERHEAD_TOKENS, "message:" + str(message.get("role"))))
+        parts.append(Part(message_overhead, "message:" + str(message.get("role"))))
         content = message.get("content")
         if isinstance(content, str):
             # Message texts are mostly unique (the rows): not worth memoizing.
-            parts.append(Part(count_text(content, memo=False), "text:" + content))
+            parts.append(Part(sc(count_text(content, memo=False)), "text:" + content))
         else:
             for block in content or ():
                 parts.append(
-                    Part(block_tokens(block, memo=False), "block:" + _block_identity(block), _ttl(block))
+                    Part(sc(block_tokens(block, memo=False)), "block:" + _block_identity(block), _ttl(block))
                 )
     top = params.get("cache_control")
     if isinstance(top, dict) and len(parts) > 1 and parts[-1].ttl is None:
