@@ -632,22 +632,28 @@ class _Handler(BaseHTTPRequestHandler):
         if not 1 <= limit <= 1000:
             raise ApiError(400, "limit: Input should be between 1 and 1000")
         after_id, before_id = one("after_id"), one("before_id")
-        if after_id and before_id:
-            raise ApiError(400, "after_id and before_id cannot both be given")
         ids = store.ids_newest_first()
-        if after_id:
-            if after_id not in ids:
-                raise ApiError(400, f"after_id: unknown message batch {after_id!r}")
-            start = ids.index(after_id) + 1
-            page, has_more = ids[start : start + limit], start + limit < len(ids)
-        elif before_id:
-            if before_id not in ids:
-                raise ApiError(400, f"before_id: unknown message batch {before_id!r}")
-            end = ids.index(before_id)
-            start = max(0, end - limit)
-            page, has_more = ids[start:end], start > 0
+
+        def position(name: str, batch_id: str) -> int:
+            if batch_id not in ids:
+                raise ApiError(400, f"{name}: unknown message batch {batch_id!r}")
+            return ids.index(batch_id)
+
+        # after_id and before_id may come together: the API docs don't forbid it
+        # (shared/reference/anthropic-api.md §5: "List: `limit` 1-1000 (default 20), `after_id`/`before_id`;
+        # page {data, has_more, first_id, last_id}"; the List Message Batches reference: after_id "returns the
+        # page of results immediately after this object", before_id "immediately before this object",
+        # has_more "more results in the requested page direction"). Both = the batches strictly between the
+        # two, newest first. The window is ids[lo:hi] (newest-first order; "after" = older).
+        lo = position("after_id", after_id) + 1 if after_id else 0
+        hi = max(lo, position("before_id", before_id)) if before_id else len(ids)
+        if before_id:
+            # Paging toward newer batches, as the SDK does whenever before_id is set (pagination.py:
+            # next page = before_id=first_id, after_id kept): the `limit` nearest before before_id.
+            start = max(lo, hi - limit)
+            page, has_more = ids[start:hi], start > lo
         else:
-            page, has_more = ids[:limit], limit < len(ids)
+            page, has_more = ids[lo : lo + limit], lo + limit < hi
         base = self._base_url()
         data = []
         for batch_id in page:
