@@ -23,7 +23,6 @@ SPEC = prompts.PromptSpec(
         prompts.Label("negative", "the customer complains or reports a problem"),
         prompts.Label("neutral", "neither positive nor negative"),
     ),
-    temperature=None,  # SDK 2.x messages.create() takes no temperature argument
 )
 
 TOOL_SPEC = prompts.PromptSpec(
@@ -36,7 +35,6 @@ TOOL_SPEC = prompts.PromptSpec(
     ),
     multi_label=True,
     output_mode="tool",  # the forced classify tool
-    temperature=None,
 )
 
 

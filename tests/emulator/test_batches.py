@@ -62,7 +62,7 @@ def test_results_url_follows_the_host_header(emulator, client):
     wait_ended(client, batch.id)
     response = httpx2.get(
         f"{emulator.base_url}/v1/messages/batches/{batch.id}",
-        headers={"x-api-key": "k", "host": f"localhost:{emulator.port}"},
+        headers={"x-api-key": "k", "anthropic-version": "2026-10-21", "host": f"localhost:{emulator.port}"},
     )
     assert response.json()["results_url"] == f"http://localhost:{emulator.port}/v1/messages/batches/{batch.id}/results"
 

@@ -14,7 +14,7 @@ LONG = " ".join(f"Rule {i}: judge the review only by what the customer says abou
 
 def spec(model: str = "claude-sonnet-4-6", ttl: str = "1h", instructions: str = LONG) -> prompts.PromptSpec:
     return prompts.PromptSpec(
-        model=model, instructions=instructions, labels=SPEC.labels, temperature=None, cache_ttl=ttl
+        model=model, instructions=instructions, labels=SPEC.labels, cache_ttl=ttl
     )
 
 
@@ -169,7 +169,8 @@ def test_count_tokens_ignores_the_cache(client):
     "params",
     [
         params_for(["a", "b"]),
-        prompts.build_params(prompts.PromptSpec(model="claude-sonnet-4-0", instructions="x", labels=SPEC.labels), [(1, "y")], cache=True),
+        # Tool output mode (claude-sonnet-4-0, which resolved to it, is retired and gone from the catalog).
+        prompts.build_params(prompts.PromptSpec(model="claude-haiku-4-5", instructions="x", labels=SPEC.labels, output_mode="tool"), [(1, "y")], cache=True),
         {
             "model": "claude-opus-4-6",
             "max_tokens": 10,

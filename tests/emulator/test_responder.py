@@ -41,7 +41,7 @@ def test_ties_without_a_neutral_label_go_to_the_first_label():
 
 def test_few_shot_examples_teach_words():
     spec = prompts.PromptSpec(
-        model=SPEC.model, instructions="Route tickets.", temperature=None,
+        model=SPEC.model, instructions="Route tickets.",
         labels=(prompts.Label("sales"), prompts.Label("support")),
         examples=(prompts.Example("How much is the enterprise plan", ("sales",)),
                   prompts.Example("My password reset email never arrives", ("support",))),

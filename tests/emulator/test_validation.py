@@ -102,7 +102,7 @@ def test_wrong_api_key_is_401_when_keys_are_configured(emulator_factory):
     ok = httpx2.post(
         f"{emu.base_url}/v1/messages/count_tokens",
         json={"model": SPEC.model, "messages": [{"role": "user", "content": "hi"}]},
-        headers={"x-api-key": "sk-good"},
+        headers={"x-api-key": "sk-good", "anthropic-version": "2026-10-21"},
     )
     assert ok.status_code == 200
 
@@ -158,14 +158,17 @@ def test_problems_inside_params_become_errored_lines(client):
                 ],
             },
         },
+        # API version 2026-10-21 (what SDK 2.x sends) refuses temperature even at a default value [MIG].
         {"custom_id": "with-temperature", "params": {**good, "temperature": 0.0}},
     ]
     batch = client.messages.batches.create(requests=requests)  # the create itself succeeds
     ended = wait_ended(client, batch.id)
-    assert ended.request_counts.succeeded == 2 and ended.request_counts.errored == 6
+    assert ended.request_counts.succeeded == 1 and ended.request_counts.errored == 7
     results = results_by_id(client, batch.id)
-    assert results["ok"].type == "succeeded" and results["with-temperature"].type == "succeeded"
-    for custom_id in ("unknown-model", "zero-max-tokens", "stream", "betas", "no-messages", "five-breakpoints"):
+    assert results["ok"].type == "succeeded"
+    for custom_id in (
+        "unknown-model", "zero-max-tokens", "stream", "betas", "no-messages", "five-breakpoints", "with-temperature"
+    ):
         result = results[custom_id]
         assert result.type == "errored", custom_id
         assert result.error.type == "error"
@@ -173,6 +176,7 @@ def test_problems_inside_params_become_errored_lines(client):
         assert result.error.request_id.startswith("req_")
     assert "claude-nonexistent-9" in results["unknown-model"].error.error.message
     assert "4" in results["five-breakpoints"].error.error.message
+    assert results["with-temperature"].error.error.message == "temperature: Extra inputs are not permitted"
 
 
 def test_messages_params_errors(client):
@@ -191,16 +195,18 @@ def test_messages_params_errors(client):
         client.messages.create(**{**good, "messages": []})
     with pytest.raises(anthropic.BadRequestError):
         client.messages.create(**{**good, "tool_choice": {"type": "tool", "name": "missing"}})
-    with pytest.raises(anthropic.BadRequestError) as raised:
+    # claude-sonnet-4-0 (no structured outputs) is retired now: a 404 like any retired model.
+    with pytest.raises(anthropic.NotFoundError) as raised:
         client.messages.create(
             model="claude-sonnet-4-0", max_tokens=10, messages=[{"role": "user", "content": "x"}],
             output_config={"format": {"type": "json_schema", "schema": {"type": "object"}}},
         )
-    assert "not supported" in raised.value.body["error"]["message"]
+    assert raised.value.body["error"]["message"] == "model: claude-sonnet-4-0"
 
 
 def _raw(emulator, method: str, path: str, **kwargs) -> httpx2.Response:
-    headers = {"x-api-key": emulator.api_key, **kwargs.pop("headers", {})}
+    # The API requires anthropic-version on every call (the SDK sends 2026-10-21).
+    headers = {"x-api-key": emulator.api_key, "anthropic-version": "2026-10-21", **kwargs.pop("headers", {})}
     return httpx2.request(method, f"{emulator.base_url}{path}", headers=headers, **kwargs)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date
 from typing import NamedTuple
 
 from .. import tokens
@@ -90,9 +91,12 @@ def _content_json(content: list[dict]) -> str:
     return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
 
 
-def prepare(params: object, responder: Responder, *, in_batch: bool) -> Prepared:
-    """Raises validation.ParamsError for bad params."""
-    checked = check_params(params, in_batch=in_batch)
+def prepare(
+    params: object, responder: Responder, *, in_batch: bool, api_version: str, day: date
+) -> Prepared:
+    """Raises validation.ParamsError for bad params (judged by ``api_version``'s rules and, for
+    retired models, by ``day``: today on the emulator's virtual clock)."""
+    checked = check_params(params, in_batch=in_batch, api_version=api_version, day=day)
     counted = request_tokens(checked)
     check_breakpoints([p.ttl for p in counted.parts if p.ttl is not None])
     answer = responder.answer(checked)
@@ -141,7 +145,9 @@ class Engine:
         message_id: str,
         service_tier: str,
         in_batch: bool,
+        api_version: str,
+        day: date,
     ) -> Outcome:
         """Raises validation.ParamsError for bad params (before touching the cache)."""
-        prepared = prepare(params, self.responder, in_batch=in_batch)
+        prepared = prepare(params, self.responder, in_batch=in_batch, api_version=api_version, day=day)
         return finish(prepared, self.cache, key_id=key_id, message_id=message_id, service_tier=service_tier)

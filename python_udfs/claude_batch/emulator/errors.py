@@ -56,6 +56,10 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
+class ParamsError(ApiError):
+    """A problem inside Messages params (HTTP error on /v1/messages, errored line in a batch)."""
+
+
 def error_object(error_type: str, message: str, request_id: str | None = None) -> dict:
     body: dict = {"type": "error", "error": {"type": error_type, "message": message}}
     if request_id is not None:

@@ -67,8 +67,9 @@ class HelperPool:
                 )
             )
 
-    def map_ordered(self, chunks: Iterable[list], script: dict) -> Iterator[list]:
-        """Results of ``compute_lines`` for each chunk, in the chunks' order."""
+    def map_ordered(self, chunks: Iterable[list], script: dict, context: tuple) -> Iterator[list]:
+        """Results of ``compute_lines`` for each chunk, in the chunks' order. ``context``:
+        ``(api_version, day)`` of the batch (the rules its requests are judged by)."""
         if not self._procs:
             self._start()
         chunks = iter(chunks)
@@ -78,7 +79,7 @@ class HelperPool:
                 chunk = next(chunks, None)
                 if chunk is None:
                     break
-                _send(proc.stdin, (script, chunk))
+                _send(proc.stdin, (script, context, chunk))
                 pending.append(proc)
             while pending:
                 proc = pending.popleft()
@@ -87,7 +88,7 @@ class HelperPool:
                     raise HelperError(f"helper process failed:\n{value}")
                 chunk = next(chunks, None)
                 if chunk is not None:
-                    _send(proc.stdin, (script, chunk))
+                    _send(proc.stdin, (script, context, chunk))
                     pending.append(proc)
                 yield value
         except (EOFError, OSError, pickle.PickleError) as exc:
@@ -123,12 +124,12 @@ def main() -> None:
     responder = Responder()
     while True:
         try:
-            script, lines = _receive(stdin)
+            script, (api_version, day), lines = _receive(stdin)
         except EOFError:
             return
         try:
             responder.script(script, replace=True)
-            result: tuple[str, Any] = ("ok", compute_lines(responder, lines))
+            result: tuple[str, Any] = ("ok", compute_lines(responder, lines, api_version=api_version, day=day))
         except Exception:
             result = ("error", traceback.format_exc())
         _send(stdout, result)

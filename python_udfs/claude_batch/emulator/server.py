@@ -5,7 +5,9 @@ store, worker, received log) and serves:
 
 - the API: ``POST /v1/messages``, ``POST /v1/messages/count_tokens``, ``POST|GET
   /v1/messages/batches``, ``GET|DELETE /v1/messages/batches/{id}``, ``POST .../{id}/cancel``,
-  ``GET .../{id}/results``;
+  ``GET .../{id}/results``, ``GET /v1/models``, ``GET /v1/models/{id}`` (models_api.py). Every API
+  call needs an API key and an ``anthropic-version`` header (versions.py: the version picks the
+  rules Messages params are judged by; a batch keeps the one it was created with);
 - control endpoints under ``/_emulator/`` (not part of the real API, no API key needed): ``clock``,
   ``faults``, ``script``, ``received``, ``stats``, ``worker``, ``health``.
 
@@ -27,9 +29,11 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from datetime import date
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import models_api, versions
 from .caching import PromptCache
 from .clock import Clock, rfc3339
 from .config import Settings
@@ -166,6 +170,10 @@ class EmulatorServer:
     def key_id(self, api_key: str) -> str:
         """Stands for an API key in the state dir and the cache (salted hash, never the key)."""
         return hashlib.sha256(self._salt + api_key.encode()).hexdigest()[:32]
+
+    def today(self) -> date:
+        """Today (UTC) on the virtual clock: retirement dates and lifecycles are judged by it."""
+        return versions.day_of(self.clock.now())
 
     def count(self, name: str, amount: int = 1) -> None:
         with self._stats_lock:
@@ -479,24 +487,29 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _api(self, method: str, path: str, query: dict) -> None:
         parts = path.strip("/").split("/")
-        # /v1/messages[/count_tokens | /batches[/{id}[/cancel | /results]]]
-        if parts[:2] != ["v1", "messages"]:
+        # /v1/messages[/count_tokens | /batches[/{id}[/cancel | /results]]], /v1/models[/{id}]
+        if parts[:1] != ["v1"] or len(parts) < 2 or parts[1] not in ("messages", "models"):
             raise ApiError(404, f"Not found: {path}", error_type="not_found_error")
         rest = parts[2:]
         key_id = self._authenticate()
+        # [VER] the header is required and picks the rules; checked on every API call.
+        api_version = versions.resolve(self.headers.get(versions.HEADER))
+        if parts[1] == "models":
+            answer = models_api.route(method, [unquote(part) for part in rest], query, self.emu.today())
+            return self._send_json(200, answer)
         if not rest:
             self._allow(method, "POST")
-            return self._messages(key_id, self._take_body())
+            return self._messages(key_id, self._take_body(), api_version)
         if rest == ["count_tokens"]:
             self._allow(method, "POST")
-            return self._count_tokens(self._take_body())
+            return self._count_tokens(self._take_body(), api_version)
         if rest[0] != "batches" or len(rest) > 3:
             raise ApiError(404, f"Not found: {path}", error_type="not_found_error")
         self.emu.limiter.check_batch_call()
         if len(rest) == 1:
             self._allow(method, "POST", "GET")
             if method == "POST":
-                return self._create_batch(key_id)
+                return self._create_batch(key_id, api_version)
             return self._list_batches(query)
         batch_id = rest[1]
         if len(rest) == 2:
@@ -526,25 +539,28 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ API endpoints
 
-    def _messages(self, key_id: str, body: bytes) -> None:
+    def _messages(self, key_id: str, body: bytes, api_version: str) -> None:
         params = self._json_body(body)
         emu = self.emu
         emu.limiter.check_message()
         if isinstance(params, dict):
             emu.received.append(record("messages", None, params, rfc3339(emu.clock.now())))
         outcome = emu.engine.run(
-            params, key_id=key_id, message_id=random_id("msg_"), service_tier="standard", in_batch=False
+            params, key_id=key_id, message_id=random_id("msg_"), service_tier="standard", in_batch=False,
+            api_version=api_version, day=emu.today(),
         )
         emu.limiter.record_message_tokens(outcome.billed_input, outcome.output_tokens)
         self._send_bytes(200, outcome.message_json.encode(), "application/json")
 
-    def _count_tokens(self, body: bytes) -> None:
-        params = check_count_tokens_params(self._json_body(body))
+    def _count_tokens(self, body: bytes, api_version: str) -> None:
+        params = check_count_tokens_params(
+            self._json_body(body), api_version=api_version, day=self.emu.today()
+        )
         counted = request_tokens(params)
         check_breakpoints([p.ttl for p in counted.parts if p.ttl is not None])
         self._send_json(200, {"input_tokens": counted.total})
 
-    def _create_batch(self, key_id: str) -> None:
+    def _create_batch(self, key_id: str, api_version: str) -> None:
         emu = self.emu
         stream = self._stream
         if stream is None or stream.done:
@@ -598,6 +614,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "never_finish": bool(emu.faults.get("never_finish")),
                 "faults": emu.faults.batch_snapshot(),
                 "key_id": key_id,
+                # The worker judges every request by the version the batch was created with [MIG].
+                "api_version": api_version,
                 "request_count": count,
                 "status": "in_progress",
                 "cancel_initiated_at": None,
@@ -783,6 +801,8 @@ def _route_name(path: str) -> str:
     parts = path.strip("/").split("/")
     if len(parts) >= 4 and parts[:3] == ["v1", "messages", "batches"]:
         parts[3] = "{id}"
+    if len(parts) == 3 and parts[:2] == ["v1", "models"]:
+        parts[2] = "{id}"
     return "/" + "/".join(parts)
 
 

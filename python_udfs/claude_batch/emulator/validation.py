@@ -14,17 +14,20 @@ from __future__ import annotations
 import codecs
 import json
 import re
+from datetime import date
 from typing import Any, Callable, Iterator
 
 from .. import catalog
-from .errors import ApiError
+from . import versions
+from .errors import ApiError, ParamsError
 
 CUSTOM_ID_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # used with fullmatch: "$" would let "id\n" through
 MAX_BATCH_REQUESTS = 100_000
 MAX_BREAKPOINTS = 4
 
-# Body keys of a Messages request: the SDK's MessageCreateParams, plus the sampling parameters the
-# API still takes (the SDK 2.x types dropped them, our prompts still send temperature).
+# Body keys of a Messages request: the SDK's MessageCreateParams, plus the sampling parameters that
+# API version 2023-06-01 still takes (the SDK 2.x types dropped them; 2026-10-21 refuses them, see
+# versions.py).
 MESSAGE_KEYS = frozenset(
     {
         "model", "max_tokens", "messages", "system", "tools", "tool_choice", "output_config",
@@ -41,10 +44,6 @@ COUNT_TOKENS_KEYS = frozenset(
 )
 _TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 _ROLES = ("user", "assistant")
-
-
-class ParamsError(ApiError):
-    """A problem inside Messages params (HTTP error on /v1/messages, errored line in a batch)."""
 
 
 def _bad(message: str, status: int = 400, error_type: str | None = None) -> ParamsError:
@@ -361,12 +360,16 @@ def _check_tools(params: dict) -> None:
         raise _bad("Thinking may not be enabled when tool_choice forces tool use.")
 
 
-def _check_model(params: dict, *, in_batch: bool) -> str:
+def _check_model(params: dict, *, in_batch: bool, day: date) -> str:
     if "model" not in params:
         raise _bad("model: Field required")
     model = params["model"]
     if not isinstance(model, str):
         raise _bad("model: Input should be a valid string")
+    if catalog.retirement(model, day) is not None:
+        # [DEP] requests to a retired model fail; observed 404 not_found_error "model: <id>" (REF §2).
+        # Same answer inside a batch: that request's line is errored with not_found_error.
+        raise _bad(f"model: {model}", 404, "not_found_error")
     if not catalog.is_known(model):
         # The Messages API answers an unknown model with 404 not_found_error "model: <name>".
         raise _bad(f"model: {model}", 404, "not_found_error") if not in_batch else _bad(f"model: {model}")
@@ -406,6 +409,101 @@ def _check_sampling(params: dict) -> None:
         raise _bad("stop_sequences: Input should be a valid list of strings")
 
 
+_GENERATION_RE = re.compile(r"^claude-[a-z]+-(\d+)(?:-|$)")
+
+
+def _generation(info: catalog.ModelInfo) -> int | None:
+    """The major version in a model's canonical id (claude-haiku-5-5 -> 5, claude-opus-4-8 -> 4).
+    models.json holds no prefill fact per model, so the 5.x rule below reads the id."""
+    match = _GENERATION_RE.match(info.name)
+    return int(match.group(1)) if match else None
+
+
+def _effort_rank(level: str) -> int:
+    return catalog.EFFORT_LEVELS.index(level)
+
+
+def _check_model_rules(params: dict, info: catalog.ModelInfo) -> None:
+    """Settings the model refuses (400 invalid_request_error), from its facts in models.json.
+
+    Runs after the shape checks (messages, tools, output_config are well-formed by then).
+    """
+    thinking = params.get("thinking")
+    kind = None
+    if thinking is not None:
+        if not isinstance(thinking, dict):
+            raise _bad("thinking: Input should be a valid dictionary")
+        kind = thinking.get("type")
+        if kind not in catalog.THINKING_TYPES:
+            raise _bad("thinking.type: Input should be " + _or_list(catalog.THINKING_TYPES))
+        if not info.thinking_types.get(kind, False):
+            # [O55] wording: '"thinking.type.disabled" is not supported for this model.'
+            # (Opus 5.5 / Fable refuse disabled and enabled; 5.x refuse enabled+budget [H55][S5][O55];
+            # Sonnet 5.5 refuses disabled, takes between_tools [S55]).
+            raise _bad(f'"thinking.type.{kind}" is not supported for this model.')
+        if kind == "enabled":
+            # Manual extended thinking takes a token budget (4.x models: "enabled + budget_tokens",
+            # REF §2 table).
+            budget = thinking.get("budget_tokens")
+            if budget is None:
+                raise _bad("thinking.enabled.budget_tokens: Field required")
+            if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+                raise _bad("thinking.enabled.budget_tokens: Input should be a positive integer")
+
+    output_config = params.get("output_config")
+    effort = output_config.get("effort") if isinstance(output_config, dict) else None
+    if effort is not None:
+        if effort not in catalog.EFFORT_LEVELS:
+            # Values: SDK:types/output_config_param.py (REF §2).
+            raise _bad("output_config.effort: Input should be " + _or_list(catalog.EFFORT_LEVELS))
+        if not info.effort_supported:
+            # Haiku 4.5: effort "not supported" (REF §2 table; models.json effort.supported).
+            raise _bad(f"output_config.effort: effort is not supported for this model ({info.name}).")
+
+    if kind in ("disabled", "between_tools") and info.off_max_effort is not None:
+        # [H55P] Haiku 5.5: disabled only at effort low/medium/high, 400 at xhigh/max; [S55] Sonnet 5.5
+        # between_tools low/medium/high only; [O5] Opus 5 disabled at effort <= high. An omitted
+        # effort is the model's default effort.
+        level = effort or info.effort_default
+        if level is not None and _effort_rank(level) > _effort_rank(info.off_max_effort):
+            raise _bad(
+                f'"thinking.type.{kind}" is only supported with output_config.effort up to '
+                f'"{info.off_max_effort}" for this model; the effort is "{level}".'
+            )
+
+    choice = params.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+        if not info.forced_tool_use:
+            # [O55][S55]: forced tool use (tool_choice any/tool) is a 400 on Opus 5.5, Sonnet 5.5, Fable 5.1.
+            raise _bad(
+                f"tool_choice: forced tool use (type {choice['type']!r}) is not supported for this model; "
+                "use tool_choice type 'auto' or 'none'."
+            )
+        # [TTW] forced tool use with thinking on is a 400; thinking is on when asked for, or when the
+        # model thinks by default (thinking_default adaptive/always) and the request does not turn it
+        # off (disabled / between_tools).
+        thinks = kind in ("adaptive", "enabled") or (
+            kind is None and info.thinking_default in ("adaptive", "always")
+        )
+        if thinks:
+            raise _bad("Thinking may not be enabled when tool_choice forces tool use.")
+
+    messages = params.get("messages")
+    if isinstance(messages, list) and messages and messages[-1].get("role") == "assistant":
+        generation = _generation(info)
+        if generation is not None and generation >= 5:
+            # [H55][S55]: assistant prefill (a last message from the assistant) is a 400 on 5.x models.
+            raise _bad(
+                "This model does not support assistant message prefill. "
+                "The conversation must end with a user message."
+            )
+
+
+def _or_list(values: tuple[str, ...]) -> str:
+    quoted = [f"'{v}'" for v in values]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
 def check_breakpoints(ttls: list[str]) -> None:
     """At most 4 cache breakpoints, and no 1 h TTL after a 5 min one (ttls in prefix order)."""
     if len(ttls) > MAX_BREAKPOINTS:
@@ -423,9 +521,11 @@ def check_breakpoints(ttls: list[str]) -> None:
             )
 
 
-def check_params(params: Any, *, in_batch: bool) -> dict:
+def check_params(params: Any, *, in_batch: bool, api_version: str, day: date) -> dict:
     """Raise ParamsError for the first problem in Messages params; return them when valid.
 
+    ``api_version``: the request's ``anthropic-version`` (a batch's: the one it was created with);
+    ``day``: today by the emulator's virtual clock (retirement dates are judged against it).
     Cache breakpoints are checked by the caller with ``check_breakpoints`` once it has counted the
     request's parts (that count is needed anyway and is the expensive step).
     """
@@ -434,7 +534,9 @@ def check_params(params: Any, *, in_batch: bool) -> dict:
     for key in params:
         if key not in MESSAGE_KEYS:
             raise _bad(f"{key}: Extra inputs are not permitted")
-    model = _check_model(params, in_batch=in_batch)
+    versions.check_keys(params, api_version)  # [MIG] sampling params under 2026-10-21
+    model = _check_model(params, in_batch=in_batch, day=day)
+    info = catalog.model_info(model)
     if "max_tokens" not in params:
         raise _bad("max_tokens: Field required")
     max_tokens = params["max_tokens"]
@@ -444,7 +546,7 @@ def check_params(params: Any, *, in_batch: bool) -> dict:
     minimum = 1 if in_batch else 0
     if max_tokens < minimum:
         raise _bad(f"max_tokens: Input should be greater than or equal to {minimum}")
-    limit = catalog.model_info(model).max_output_tokens
+    limit = info.max_output_tokens
     if max_tokens > limit:
         raise _bad(
             f"max_tokens: {max_tokens} > {limit}, which is the maximum allowed number of output "
@@ -455,24 +557,32 @@ def check_params(params: Any, *, in_batch: bool) -> dict:
             raise _bad("stream: streaming is not supported inside Message Batches requests")
         raise _bad("stream: the emulator does not implement streaming; send stream=false")
     _check_messages(params)
+    versions.check_blocks(params["messages"], api_version)  # [VER]
     if params.get("system") is not None:
         _check_blocks("system", params["system"])
     _check_sampling(params)
+    versions.check_sampling(params, api_version, info)  # [MIG][S5]
     _check_tools(params)
     _check_schema_output(params, model)
+    _check_model_rules(params, info)
     if params.get("cache_control") is not None:
         _check_cache_control("", params["cache_control"])
     return params
 
 
-def check_count_tokens_params(params: Any) -> dict:
+def check_count_tokens_params(params: Any, *, api_version: str, day: date) -> dict:
+    """Token counting: the version's rules [MIG][VER] and retired models [DEP] apply as on
+    /v1/messages; the per-model settings checks (thinking, effort, forced tools, prefill) are not
+    applied here (no source says token counting refuses them)."""
     if not isinstance(params, dict):
         raise _bad("request body must be a JSON object")
+    versions.check_keys(params, api_version)  # [MIG] sampling params under 2026-10-21
     for key in params:
         if key not in COUNT_TOKENS_KEYS:
             raise _bad(f"{key}: Extra inputs are not permitted")
-    model = _check_model(params, in_batch=False)
+    model = _check_model(params, in_batch=False, day=day)
     _check_messages(params)
+    versions.check_blocks(params["messages"], api_version)  # [VER]
     if params.get("system") is not None:
         _check_blocks("system", params["system"])
     _check_tools(params)

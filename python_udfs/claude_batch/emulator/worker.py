@@ -11,6 +11,10 @@ hook set); cache accounting and result lines are done here, strictly in request 
 a batch the first request with a cacheable prefix writes the cache and later ones read it. Small
 batches, and any batch while a Python responder hook is set, are computed in this thread.
 
+Every request is judged by the API version the batch was created with (``api_version`` in its
+meta.json, also after a restart [MIG]) and, for retired models, by the virtual clock's day when the
+worker processes the batch.
+
 Stopping mid-batch leaves it unfinished on disk; the next start redoes it from the first line.
 """
 
@@ -22,6 +26,7 @@ import logging
 import os
 import queue
 import threading
+from datetime import date
 from itertools import islice
 from typing import Iterable, Iterator
 
@@ -33,6 +38,7 @@ from .helpers import HelperError, HelperPool
 from .responder import Responder
 from .store import BUCKETS, BatchStore, zero_counts
 from .validation import ParamsError
+from .versions import LEGACY_BATCH_VERSION, day_of
 
 log = logging.getLogger("claude_batch.emulator")
 
@@ -40,8 +46,8 @@ PARALLEL_MIN_REQUESTS = 2000
 CHUNK_LINES = 500
 _RETRYABLE = (("api_error", "Internal server error"), ("overloaded_error", "Overloaded"))
 
-# (index, custom_id, prepared or None, params error message or None)
-Computed = tuple[int, str, "tuple | None", "str | None"]
+# (index, custom_id, prepared or None, (error type, message) of a params problem or None)
+Computed = tuple[int, str, "tuple | None", "tuple[str, str] | None"]
 
 
 def _digest(*parts: str) -> str:
@@ -52,18 +58,27 @@ def bucket_of(custom_id: str) -> int:
     return hashlib.blake2b(custom_id.encode(), digest_size=1).digest()[0] % BUCKETS
 
 
-def compute_lines(responder: Responder, lines: Iterable[tuple[int, str]]) -> list[Computed]:
+def compute_lines(
+    responder: Responder, lines: Iterable[tuple[int, str]], *, api_version: str, day: date
+) -> list[Computed]:
     """The pure part of a chunk of request lines (runs here or in a helper process)."""
     out: list[Computed] = []
     for index, raw in lines:
         item = json.loads(raw)
         try:
             # tuple(): a plain tuple pickles several times faster than a NamedTuple instance.
-            prepared = tuple(prepare(item["params"], responder, in_batch=True))
+            prepared = tuple(
+                prepare(item["params"], responder, in_batch=True, api_version=api_version, day=day)
+            )
             out.append((index, item["custom_id"], prepared, None))
         except ParamsError as exc:
-            out.append((index, item["custom_id"], None, exc.message))
+            out.append((index, item["custom_id"], None, (exc.error_type, exc.message)))
     return out
+
+
+def batch_api_version(meta: dict) -> str:
+    """The anthropic-version a batch was created with (its requests are judged by it [MIG])."""
+    return meta.get("api_version") or LEGACY_BATCH_VERSION
 
 
 class Worker:
@@ -153,15 +168,17 @@ class Worker:
                 return
             yield chunk
 
-    def _computed(self, lines: Iterator[tuple[int, str]], parallel: bool) -> Iterator[Computed]:
+    def _computed(
+        self, lines: Iterator[tuple[int, str]], parallel: bool, api_version: str, day: date
+    ) -> Iterator[Computed]:
         if parallel and self._pool is not None:
             self.batches_in_helpers += 1
             script = self.responder.script_snapshot()
-            for computed in self._pool.map_ordered(self._chunks(lines), script):
+            for computed in self._pool.map_ordered(self._chunks(lines), script, (api_version, day)):
                 yield from computed
         else:
             for chunk in self._chunks(lines):
-                yield from compute_lines(self.responder, chunk)
+                yield from compute_lines(self.responder, chunk, api_version=api_version, day=day)
 
     def _process(self, batch_id: str) -> None:
         try:
@@ -196,7 +213,9 @@ class Worker:
         done = 0
         try:
             with open(folder / "requests.jsonl", encoding="utf-8") as requests:
-                for index, custom_id, prepared, problem in self._computed(enumerate(requests), parallel):
+                api_version, day = batch_api_version(meta), day_of(self.store.clock.now())
+                computed = self._computed(enumerate(requests), parallel, api_version, day)
+                for index, custom_id, prepared, problem in computed:
                     kind, line = self._result_line(meta, custom_id, prepared, problem)
                     counts[kind] += 1
                     outs[bucket_of(custom_id)].write(f"{index}\t{custom_id}\t{kind}\t{line}\n")
@@ -217,7 +236,7 @@ class Worker:
         self.store.mark_computed(batch_id, counts)
 
     def _result_line(
-        self, meta: dict, custom_id: str, prepared: tuple | None, problem: str | None
+        self, meta: dict, custom_id: str, prepared: tuple | None, problem: tuple[str, str] | None
     ) -> tuple[str, str]:
         batch_id = meta["id"]
         forced = pick_outcome(meta.get("faults") or {}, meta["seq"], custom_id)
@@ -228,8 +247,10 @@ class Worker:
             error_type, message = _RETRYABLE[int(digest[0], 16) % 2]
             return "errored", self._errored(custom_id, error_type, message, digest)
         if prepared is None:
-            # Inside a batch every params problem is an invalid_request_error line.
-            return "errored", self._errored(custom_id, "invalid_request_error", problem or "", digest)
+            # A params problem is an errored line with the error the API would have answered:
+            # invalid_request_error, or not_found_error for a retired model (validation._check_model).
+            error_type, message = problem or ("invalid_request_error", "")
+            return "errored", self._errored(custom_id, error_type, message, digest)
         outcome = finish(
             Prepared(*prepared), self.cache, key_id=meta["key_id"], message_id="msg_" + digest[:24], service_tier="batch"
         )
