@@ -195,7 +195,7 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
                        res.error.error.message AS error_message, res.message.usage AS u,
                        res.message.stop_reason AS stop_reason,
                        CASE WHEN len(res.message.content) = 1 THEN res.message.content
-                            ELSE list_filter(res.message.content, b -> b.type IN ('text', 'tool_use')) END AS blocks
+                            ELSE list_filter(res.message.content, lambda b: b.type IN ('text', 'tool_use')) END AS blocks
                 FROM (SELECT CAST(row_number() OVER () AS INTEGER) AS ln, l.custom_id, r.item_count,
                              from_json(l.result, '{_RESULT_SHAPE}') AS res
                       FROM {source} l

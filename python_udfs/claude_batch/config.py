@@ -252,8 +252,8 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
             raise ConfigError(f"setting 'api_version': unknown anthropic-version {api_version!r}; "
                               f"known: {', '.join(sorted(catalog.api_versions()))}")
     sampling = _sampling(merged, model, api_version)
-    prices = _prices(merged.get("prices"))
-    extra_params: dict[str, Any] = dict(merged.get("extra") or {})
+    prices = _prices(_json_setting("prices", merged.get("prices")))
+    extra_params: dict[str, Any] = dict(_json_setting("extra", merged.get("extra")) or {})
     if "max_tokens" in merged and merged["max_tokens"] is not None:
         extra_params["max_tokens"] = _as_number("max_tokens", merged["max_tokens"], minimum=1, integer=True)
 
@@ -348,7 +348,8 @@ def check_model_settings(config: ClassifierConfig) -> None:
 def _sampling(merged: Mapping[str, Any], model: str, api_version: str | None) -> tuple[tuple[str, float], ...]:
     """Sampling parameters, only where the API version takes them: 2026-10-21 (what SDK 2.x sends)
     refuses temperature/top_p/top_k even at their defaults, in every request of a batch [MIG]."""
-    given = {k: merged[k] for k in _SAMPLING_NAMES if merged.get(k) is not None}
+    given = {k: merged[k] for k in _SAMPLING_NAMES
+             if merged.get(k) is not None and str(merged[k]).strip().lower() not in {"", "none", "null"}}
     if not given:
         return ()
     version = api_version or catalog.DEFAULT_API_VERSION
@@ -373,6 +374,18 @@ def _sampling(merged: Mapping[str, Any], model: str, api_version: str | None) ->
             raise ConfigError(f"setting(s) {bad}: model {model!r} rejects non-default sampling values even "
                               f"under anthropic-version {version} [MIG][S5]")
     return tuple(out)
+
+
+def _json_setting(name: str, value: Any) -> Any:
+    """A mapping setting may arrive as JSON text (a dbt var renders to a string)."""
+    if not isinstance(value, str):
+        return value
+    if value.strip().lower() in {"", "none", "null"}:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise ConfigError(f"setting {name!r} must be a mapping (or its JSON), got {value!r}") from None
 
 
 def _prices(value: Any) -> Mapping[str, float] | None:

@@ -29,8 +29,8 @@ from . import prompts, tokens
 CHARS_PER_TOKEN = 3.0
 ROW_TAG_TOKENS = 4  # "\n<rN>" around each row (3 tokens with the counter) plus slack
 _FIXED = tokens.REQUEST_OVERHEAD_TOKENS + tokens.MESSAGE_OVERHEAD_TOKENS
-# Params count_tokens accepts; max_tokens, temperature and the like are not input.
-_COUNT_KEYS = ("model", "system", "messages", "tools", "tool_choice", "output_config")
+# Params count_tokens accepts; max_tokens and the like are not input.
+_COUNT_KEYS = ("model", "system", "messages", "tools", "tool_choice", "output_config", "thinking")
 
 
 def local_row_tokens(chars: Any, n_items: Any) -> Any:
@@ -66,8 +66,9 @@ class Calibration:
         )
 
 
-def local(prefix_tokens: int) -> Calibration:
-    return Calibration(prefix_tokens=prefix_tokens)
+def local(prefix_tokens: int, tokenizer_ratio: float = 1.0) -> Calibration:
+    """The local estimate; rows scaled by the model's tokenizer (Claude 4.7+ counts ~30 % more [H55])."""
+    return Calibration(prefix_tokens=prefix_tokens, rows_factor=tokenizer_ratio)
 
 
 def count_tokens_params(params: dict) -> dict:

@@ -27,7 +27,7 @@ from typing import Any
 import anthropic
 import numpy as np
 
-from . import batches, bodies, collect, config as config_mod, cost, lifecycle, packing, prompts
+from . import batches, bodies, collect, config as config_mod, cost, lifecycle, packing, prompts, tokens
 from .errors import ApiContractError
 from . import estimate as estimate_mod
 from . import source as source_rows
@@ -651,7 +651,7 @@ class _Guard:
         self.calibration: estimate_mod.Calibration | None = None
 
     def _calibrate(self, request: packing.RequestShape) -> estimate_mod.Calibration:
-        cal = estimate_mod.local(self.prefix)
+        cal = estimate_mod.local(self.prefix, tokens.tokenizer_ratio(self.pipe.cfg.spec.model))
         if self.pipe.cfg.count_tokens_api:
             try:
                 sample = packing.fetch_planned(self.pipe.wh, request.req_no, request.req_no,

@@ -38,7 +38,8 @@ def test_system_text_is_identical_bytes_for_every_pack():
 
 def test_output_mode_follows_model_support():
     assert "output_config" in prompts.build_params(spec(), [(1, "x")], cache=False)
-    old = prompts.build_params(spec(model="claude-sonnet-4-0"), [(1, "x")], cache=False)
+    # A forced tool only where the model allows forced tool use with its thinking off (Haiku 4.5).
+    old = prompts.build_params(spec(model="claude-haiku-4-5", output_mode="tool"), [(1, "x")], cache=False)
     assert old["tool_choice"] == {"type": "tool", "name": "classify"}
     assert old["tools"][0]["input_schema"]["properties"]["groups"]["items"]["properties"]["label"]["enum"] == [
         "positive", "negative"]

@@ -1,0 +1,159 @@
+"""Issue 12: the product on today's API (version 2026-10-21, today's models), with real `dbt build`
+runs against the emulator, which enforces what the API refuses (so a stray parameter fails here)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from claude_batch import catalog
+
+REVIEWS = [
+    (1, "I love it, works perfectly, highly recommend"),
+    (2, "Terrible. It broke after two days, I want a refund"),
+    (3, "It arrived on Tuesday."),
+    (4, "Excellent quality, great value"),
+    (5, "Worst purchase ever, awful and disappointed"),
+    (6, "Great phone, love the screen"),
+]
+EXPECTED = {1: "positive", 2: "negative", 4: "positive", 5: "negative", 6: "positive"}
+
+
+def received(emulator) -> list[dict]:
+    return emulator.received()
+
+
+def labels(project) -> dict:
+    return {k: r["label"] for k, r in project.table().items()}
+
+
+def test_default_model_is_haiku_5_5_with_thinking_off_and_no_sampling(project, emulator):
+    project.add_reviews(REVIEWS)
+    project.dbt()
+    project.dbt()
+    got = project.table()
+    assert {k: got[k]["label"] for k in EXPECTED} == EXPECTED
+    assert {r["model"] for r in got.values()} == {"claude-haiku-5-5"}
+    params = [rec["params"] for rec in received(emulator) if rec.get("params")]
+    assert params, "the emulator saw no request"
+    for p in params:
+        assert not {"temperature", "top_p", "top_k"} & set(p)  # refused by 2026-10-21 even at defaults [MIG]
+        assert p["thinking"] == {"type": "disabled"} and p["output_config"]["effort"] == "low"  # [H55P]
+    thinking = project.sql("SELECT sum(thinking_tokens), sum(output_tokens) FROM claude_batch.cb_requests")[0]
+    assert thinking[0] == 0 and thinking[1] > 0
+
+
+def test_a_model_that_cannot_stop_thinking_pays_for_it_and_still_labels_right(project, emulator):
+    """Opus 5.5 always thinks [O55]: the answer comes after a thinking block, max_tokens leaves room for
+    it, and its tokens are billed as output in every cost table."""
+    project.add_reviews(REVIEWS)
+    vars = {"cb_model": "claude-opus-5-5"}
+    project.dbt(vars=vars)
+    project.dbt(vars=vars)
+    got = project.table()
+    assert {k: got[k]["label"] for k in EXPECTED} == EXPECTED
+    assert {r["status"] for r in got.values()} == {"succeeded"}
+    params = [rec["params"] for rec in received(emulator) if rec.get("params")]
+    assert all("thinking" not in p and p["output_config"]["effort"] == "low" for p in params)
+    thinking, output, billed = project.sql(
+        "SELECT sum(thinking_tokens), sum(output_tokens), sum(billed_usd) FROM claude_batch.cb_requests")[0]
+    assert 0 < thinking < output
+    by_batch = project.sql("SELECT sum(thinking_tokens), sum(billed_usd) FROM claude_batch.cb_cost_by_batch")[0]
+    assert by_batch[0] == thinking and by_batch[1] == pytest.approx(billed)
+    # Every output token (thinking included) is in the bill: at Opus 5.5 batch prices [O55][PRC].
+    tokens = project.sql("""SELECT sum(input_tokens), sum(cache_write_5m_tokens), sum(cache_write_1h_tokens),
+                                   sum(cache_read_tokens) FROM claude_batch.cb_requests""")[0]
+    band = catalog.model_info("claude-opus-5-5").prices[0]
+    expected = (tokens[0] * band.input + tokens[1] * band.cache_write_5m + tokens[2] * band.cache_write_1h
+                + tokens[3] * band.cache_read + output * band.output) * catalog.BATCH_DISCOUNT / 1e6
+    assert billed == pytest.approx(expected)
+    assert sum(r["cost_usd"] for r in got.values()) == pytest.approx(billed)
+
+
+@pytest.mark.parametrize("setting", ["temperature", "top_p"])
+def test_sampling_setting_fails_the_run_before_anything_is_sent(emulator, setting):
+    from claude_batch import config
+
+    with pytest.raises(config.ConfigError, match=rf"\['{setting}'\].*2026-10-21.*2023-06-01"):
+        config.build_config("m", key="id", text="t", labels=["a", "b"], instructions="i", **{setting: 0.5})
+    assert emulator.received() == []
+
+
+def test_pinned_2023_06_01_sends_temperature_where_the_model_takes_it(project, emulator):
+    """With api_version pinned, the header goes out on every call and the sampling parameter is sent;
+    models from Claude 4.7 on would still refuse a non-default value, so this runs on Haiku 4.5."""
+    project.add_reviews(REVIEWS[:3])
+    vars = {"cb_model": "claude-haiku-4-5", "cb_api_version": "2023-06-01"}
+    result = project.dbt_cli(vars={**vars, "cb_temperature": 0.0})
+    assert result.returncode == 0, result.stdout[-3000:]
+    project.dbt_cli(vars={**vars, "cb_temperature": 0.0})
+    params = [rec["params"] for rec in received(emulator) if rec.get("params")]
+    assert params and all(p.get("temperature") == 0.0 for p in params)
+    assert {r["status"] for r in project.table().values()} == {"succeeded"}
+
+
+def test_retired_model_fails_at_the_start_naming_date_and_replacement(project, emulator):
+    project.add_reviews(REVIEWS)
+    result = project.dbt_cli(vars={"cb_model": "claude-sonnet-4-5"})
+    assert result.returncode != 0
+    assert "retired on 2026-11-30" in result.stdout and "claude-sonnet-5-5" in result.stdout
+    assert emulator.received() == []
+
+
+def test_unknown_model_that_the_api_does_not_know_fails_naming_the_setting(project, emulator):
+    project.add_reviews(REVIEWS)
+    result = project.dbt_cli(vars={"cb_model": "claude-nope-9"})
+    assert result.returncode != 0
+    assert "setting 'model'" in result.stdout and "claude-nope-9" in result.stdout and "404" in result.stdout
+    assert emulator.received() == []
+
+
+def test_preflight_rejects_a_bad_configuration_before_any_batch(project, emulator):
+    """A parameter the API refuses (here temperature, smuggled in through `extra`) fails the run at once
+    with the API's message: one real-time call, no batch, the rows pending for the next run."""
+    project.add_reviews(REVIEWS)
+    result = project.dbt_cli(vars={"cb_preflight": "auto", "cb_extra": json.dumps({"temperature": 0.0})})
+    assert result.returncode != 0
+    assert "preflight" in result.stdout and "temperature" in result.stdout
+    calls = received(emulator)
+    assert len(calls) == 1 and calls[0].get("batch") is None  # one Messages call, no batch created
+    assert project.sql("SELECT count(*) FROM claude_batch.cb_batches WHERE mode = 'batch'")[0][0] == 0
+    assert project.sql("SELECT status FROM claude_batch.cb_preflights")[0][0] == "rejected"
+    # Fixed, the next run sends every row (none was marked as failed by the refusal).
+    project.dbt(vars={"cb_preflight": "auto"})
+    project.dbt(vars={"cb_preflight": "auto"})
+    assert {k: r["label"] for k, r in project.table().items() if k in EXPECTED} == EXPECTED
+
+
+def test_preflight_answer_is_kept_and_never_paid_twice(project, emulator):
+    project.add_reviews(REVIEWS)
+    vars = {"cb_preflight": "auto", "cb_pack_size": 2}
+    project.dbt(vars=vars)
+    first = project.table()
+    preflight_rows = [k for k, r in first.items() if r["status"] == "succeeded"]
+    assert len(preflight_rows) == 2  # the first pack, answered in real time
+    assert all(first[k]["batch_id"].startswith("rt_") for k in preflight_rows)
+    assert sum(r["status"] == "in_flight" for r in first.values()) == 4  # the rest went as a batch
+    assert project.sql("SELECT status FROM claude_batch.cb_preflights")[0][0] == "passed"
+    project.dbt(vars=vars)
+    texts = [t for rec in received(emulator) for t in rec["rows"]]
+    assert sorted(texts) == sorted(t for _, t in REVIEWS)  # each text sent once, preflight included
+    assert {k: r["label"] for k, r in project.table().items() if k in EXPECTED} == EXPECTED
+    # The same version does not preflight again.
+    project.add_reviews([(7, "Broke in a week, terrible")])
+    project.dbt(vars=vars)
+    assert project.sql("SELECT count(*) FROM claude_batch.cb_preflights")[0][0] == 1
+
+
+def test_a_batch_refused_whole_fails_the_run_loudly(project, emulator):
+    """Without the preflight, a request the API refuses comes back invalid_request_error on every row
+    when the batch ends: the run that collects it fails, saying so, instead of passing."""
+    project.add_reviews(REVIEWS)
+    vars = {"cb_extra": json.dumps({"temperature": 0.0})}
+    project.dbt(vars=vars)  # submitted; the API checks batch requests only when it processes them [MIG]
+    result = project.dbt_cli(vars=vars)
+    assert result.returncode != 0
+    assert "refused every request of a batch" in result.stdout and "temperature" in result.stdout
+    # Collected and accounted all the same: nothing is lost.
+    assert project.sql("SELECT count(*) FROM claude_batch.cb_requests WHERE error_type = 'invalid_request_error'")[0][0] > 0
