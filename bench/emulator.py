@@ -38,7 +38,7 @@ WORDS = (
 
 def _spec() -> prompts.PromptSpec:
     return prompts.PromptSpec(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-5-5",
         instructions="Classify the sentiment of each customer review of our online shop.",
         labels=(
             prompts.Label("positive", "the customer is happy or praises the product"),

@@ -164,7 +164,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--pack-size", type=int, default=50)
-    ap.add_argument("--model", default="claude-sonnet-4-5")
+    ap.add_argument("--model", default=workloads.W1_MODEL)
     ap.add_argument("--duckdb-memory", default="512MB")
     ap.add_argument("--repeats", type=int, default=3,
                     help="measured passes, each on a fresh copy of the source; figures are medians")

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ClaudeBatchError
@@ -29,7 +29,9 @@ LIFECYCLES = ("active", "legacy", "deprecated", "retired")
 
 @lru_cache(maxsize=1)
 def _data() -> dict:
-    return json.loads(resources.files(__package__).joinpath("_data/models.json").read_text(encoding="utf-8"))
+    # Next to this file (package data): also found where the package is loaded without a module spec
+    # (the emulator's helper processes).
+    return json.loads((Path(__file__).parent / "_data" / "models.json").read_text(encoding="utf-8"))
 
 
 def data() -> dict:

@@ -64,7 +64,7 @@ LABELS = {label.name: label.description for label in workloads.W1_LABELS}
 EXAMPLES = [(e.text, e.labels[0]) for e in workloads.W1_EXAMPLES]
 
 
-def classifier(name: str = "review_sentiment", *, model: str = "claude-sonnet-4-5",
+def classifier(name: str = "review_sentiment", *, model: str = "claude-sonnet-5-5",
                instructions: str = workloads.W1_INSTRUCTIONS, **options: Any) -> config.ClassifierConfig:
     """The W1 prompt (about 2,000 prefix tokens: cached on Sonnet) under any name and settings."""
     return config.build_config(name, options, key="id", text="body", model=model, instructions=instructions,

@@ -70,12 +70,12 @@ def test_empty_window(client, after, before):
     assert list(client.messages.batches.list(after_id=nf[after], before_id=nf[before])) == []
 
 
-def test_an_unknown_id_is_still_refused(client):
+def test_an_unknown_id_gives_an_empty_last_page(client):
     nf = _make_batches(client, 2)
-    with pytest.raises(anthropic.BadRequestError, match="after_id"):
-        client.messages.batches.list(after_id="msgbatch_unknown", before_id=nf[0])
-    with pytest.raises(anthropic.BadRequestError, match="before_id"):
-        client.messages.batches.list(after_id=nf[1], before_id="msgbatch_unknown")
+    for kwargs in ({"after_id": "msgbatch_unknown", "before_id": nf[0]},
+                   {"after_id": nf[1], "before_id": "msgbatch_unknown"}, {"before_id": "msgbatch_unknown"}):
+        page = client.messages.batches.list(**kwargs)
+        assert page.data == [] and page.has_more is False, kwargs
 
 
 async def test_both_ids_async(emulator):

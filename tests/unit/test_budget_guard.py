@@ -7,12 +7,12 @@ import pyarrow as pa
 import pytest
 
 from claude_batch import config as config_mod
-from claude_batch import cost, estimate, packing, pipeline, prompts
+from claude_batch import cost, estimate, packing, pipeline, prompts, tokens
 from claude_batch.warehouse import Warehouse
 
 
 def _planned(wh, n_texts: int, pack_size: int, **settings) -> tuple[pipeline.Pipeline, packing.RequestShapes]:
-    cfg = config_mod.build_config("guard", {"pack_size": pack_size, "model": "claude-sonnet-4-5", **settings},
+    cfg = config_mod.build_config("guard", {"pack_size": pack_size, "model": "claude-sonnet-5-5", **settings},
                                   key="id", text="body", instructions="Say how each review feels.",
                                   labels={"positive": "", "negative": ""})
     pipe = pipeline.Pipeline(cfg, wh, "src")
@@ -28,7 +28,7 @@ def _planned(wh, n_texts: int, pack_size: int, **settings) -> tuple[pipeline.Pip
 
 
 def _one_by_one(guard: pipeline._Guard, shape: packing.RequestShape, first: bool) -> float:
-    cal = estimate.local(guard.prefix)
+    cal = estimate.local(guard.prefix, tokens.tokenizer_ratio(guard.pipe.cfg.spec.model))
     rows_in = cal.rows_tokens(shape.chars, shape.n_items)
     out = prompts.max_tokens_for(guard.pipe.cfg.spec, shape.n_items)
     tier = "batch" if guard.batch else "standard"
@@ -60,7 +60,7 @@ def test_admits_the_requests_a_running_total_allows(wh):
     pipe, shapes = _planned(wh, 103, pack_size=10)
     prices = pipeline._Guard(pipe, 1500, True, batch=True).estimates(shapes)
     limit = float(sum(prices[:4]) + prices[4] / 2)  # room for four requests and half of the fifth
-    pipe.cfg = config_mod.build_config("guard", {"pack_size": 10, "model": "claude-sonnet-4-5", "max_usd_per_run": limit},
+    pipe.cfg = config_mod.build_config("guard", {"pack_size": 10, "model": "claude-sonnet-5-5", "max_usd_per_run": limit},
                                        key="id", text="body", instructions="Say how each review feels.",
                                        labels={"positive": "", "negative": ""})
     guard = pipeline._Guard(pipe, 1500, True, batch=True)

@@ -43,7 +43,7 @@ MANY_LABELS = LABELS + tuple(prompts.Label(f"extra {i}") for i in range(collect.
 @pytest.mark.parametrize("multi", [False, True])
 @pytest.mark.parametrize("mode", ["tool", "text"])
 def test_sql_and_python_parsers_agree(tmp_path, multi, mode, labels):
-    spec = prompts.PromptSpec(model="claude-sonnet-4-5", instructions="i", labels=labels, multi_label=multi)
+    spec = prompts.PromptSpec(model="claude-sonnet-5-5", instructions="i", labels=labels, multi_label=multi)
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     store = StateStore(Warehouse(con))
     store.ensure()
@@ -67,7 +67,7 @@ def test_sql_and_python_parsers_agree(tmp_path, multi, mode, labels):
             expected[(cid, o.item_id)] = (o.status, list(o.labels) if o.status == "succeeded" else None)
     path = tmp_path / "results.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    outcomes = collect.stage_results_file(store, path, spec, "claude-sonnet-4-5", "sub")
+    outcomes = collect.stage_results_file(store, path, spec, "claude-sonnet-5-5", "sub")
     got = {(cid, item): (status, labels if status == "succeeded" else None)
            for cid, item, status, labels in con.execute(
                f"SELECT r.custom_id, a.item_id, a.status, a.labels FROM ({outcomes}) a JOIN cb_tmp_req r USING (ln)"
@@ -81,7 +81,7 @@ def test_sql_and_python_parsers_agree(tmp_path, multi, mode, labels):
 
 
 def test_a_line_this_submission_never_sent_is_ignored_and_named_in_the_log(tmp_path, caplog):
-    spec = prompts.PromptSpec(model="claude-sonnet-4-5", instructions="i", labels=LABELS)
+    spec = prompts.PromptSpec(model="claude-sonnet-5-5", instructions="i", labels=LABELS)
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     store = StateStore(Warehouse(con))
     store.ensure()
@@ -94,7 +94,7 @@ def test_a_line_this_submission_never_sent_is_ignored_and_named_in_the_log(tmp_p
     path = tmp_path / "results.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     with caplog.at_level("WARNING"):
-        outcomes = collect.stage_results_file(store, path, spec, "claude-sonnet-4-5", "sub")
+        outcomes = collect.stage_results_file(store, path, spec, "claude-sonnet-5-5", "sub")
     assert "1 result line(s) had custom_ids this submission never sent" in caplog.text
     assert con.execute("SELECT custom_id FROM cb_tmp_req").fetchall() == [("sub-000000",)]
     assert con.execute(f"SELECT item_id, status, labels FROM ({outcomes})").fetchall() == [(1, "succeeded", ["pos"])]

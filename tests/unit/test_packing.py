@@ -8,7 +8,7 @@ import pytest
 from claude_batch import bodies, packing, prompts
 from claude_batch.warehouse import Warehouse
 
-SPEC = prompts.PromptSpec(model="claude-sonnet-4-5", instructions="i",
+SPEC = prompts.PromptSpec(model="claude-sonnet-5-5", instructions="i",
                           labels=(prompts.Label("a"), prompts.Label("b")))
 
 

@@ -7,7 +7,7 @@ from claude_batch import prompts, tokens
 
 def spec(**kw):
     base = dict(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-5-5",
         instructions="Classify sentiment.",
         labels=(prompts.Label("positive", "likes it"), prompts.Label("negative", "dislikes it")),
         examples=(prompts.Example("great", ("positive",)),),
