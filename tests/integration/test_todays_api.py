@@ -157,3 +157,33 @@ def test_a_batch_refused_whole_fails_the_run_loudly(project, emulator):
     assert "refused every request of a batch" in result.stdout and "temperature" in result.stdout
     # Collected and accounted all the same: nothing is lost.
     assert project.sql("SELECT count(*) FROM claude_batch.cb_requests WHERE error_type = 'invalid_request_error'")[0][0] > 0
+
+
+# ---------------------------------------------------------------------------- every model we know
+
+def _todays_models() -> list[str]:
+    return sorted(m for m, info in catalog.MODELS.items() if info.lifecycle_on(catalog.AS_OF) != "retired")
+
+
+@pytest.mark.parametrize("model", _todays_models())
+def test_our_requests_are_accepted_for_every_model_in_the_table(emulator, model):
+    """The classifier's request for each model, as built for a batch and for a real-time call, goes
+    through the real SDK to an emulator that refuses what API version 2026-10-21 and the model refuse."""
+    from claude_batch import config, prompts
+
+    cfg = config.build_config("every_model", key="id", text="t", model=model, instructions="Sentiment.",
+                              labels={"positive": "likes it", "negative": "dislikes it"})
+    items = [(1, "I love it"), (2, "It broke, terrible")]
+    params = prompts.build_params(cfg.spec, items, cache=True)
+    client = emulator.client()
+    message = client.post("/v1/messages", body=params, cast_to=object)
+    outcomes, _ = prompts.parse_answer(cfg.spec, message["content"], [1, 2])
+    assert [o.status for o in outcomes] == ["succeeded", "succeeded"], message
+    info = catalog.model_info(model)
+    thinks = prompts.thinking_plan(info).thinks
+    assert (message["content"][0]["type"] == "thinking") == thinks  # the answer is found by type, not place
+    assert (message["usage"]["output_tokens_details"]["thinking_tokens"] > 0) == thinks
+    batch = client.messages.batches.create(requests=[{"custom_id": "r1", "params": params}])
+    emulator.wait_idle()
+    [line] = list(client.messages.batches.results(batch.id))
+    assert line.result.type == "succeeded", line.result
