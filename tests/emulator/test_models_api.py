@@ -110,6 +110,13 @@ def test_list_newest_first_and_paged(emulator, client):
     assert [m.id for m in client.models.list(limit=4)] == everything  # the SDK's pager follows last_id
     last = client.models.list(limit=1000)
     assert not last.has_more and len(last.data) == len(everything)
+    # Both cursors: the models strictly between them.
+    between = client.models.list(after_id=everything[1], before_id=everything[5])
+    assert [m.id for m in between.data] == everything[2:5] and not between.has_more
+    # A cursor naming no listed model: an empty last page, as the batch list answers.
+    for cursor in ({"after_id": "claude-nonexistent-9"}, {"before_id": "claude-sonnet-4-5"}):
+        empty = client.models.list(**cursor)
+        assert empty.data == [] and not empty.has_more and empty.first_id is None
 
 
 def test_list_lifecycle_filter(emulator, client):
@@ -127,8 +134,6 @@ def test_list_bad_queries_are_400(client):
     for limit in (0, 1001):
         with pytest.raises(anthropic.BadRequestError):
             client.models.list(limit=limit)
-    with pytest.raises(anthropic.BadRequestError):
-        client.models.list(after_id="claude-nonexistent-9")
     with pytest.raises(anthropic.BadRequestError):
         client.models.list(extra_query={"lifecycle[]": "legacy"})
 

@@ -15,7 +15,8 @@ Objects are shaped as the SDK types them (``anthropic.types.ModelInfo`` and its
 
 Listing: newest first (release day descending, unknown release days last, then id), the SDK's
 cursor pages (``limit`` 1-1000, default 20, ``after_id``/``before_id``; ``{data, has_more,
-first_id, last_id}``), and its ``lifecycle`` filter: without one, active and deprecated models;
+first_id, last_id}``; a cursor naming no listed model gives an empty page, as the batch list
+does), and its ``lifecycle`` filter: without one, active and deprecated models;
 retired ones only when asked for (SDK:types/model_list_params.py).
 
 Ids the data file knows only as retired (no other facts: ``catalog.retired_model``) are not in the
@@ -142,25 +143,21 @@ def list_page(query: Mapping[str, Sequence[str]], day: date) -> dict:
     if not 1 <= limit <= 1000:
         raise ApiError(400, "limit: Input should be between 1 and 1000")
     after_id, before_id = _one(query, "after_id"), _one(query, "before_id")
-    if after_id and before_id:
-        raise ApiError(400, "after_id and before_id cannot both be given")
     wanted = _lifecycles(query)
     objects = [model_object(info, day) for info in _ordered()]
     objects = [obj for obj in objects if obj["lifecycle"] in wanted]
     ids = [obj["id"] for obj in objects]
-    if after_id:
-        if after_id not in ids:
-            raise ApiError(400, f"after_id: unknown model {after_id!r}")
-        start = ids.index(after_id) + 1
-        page, has_more = objects[start : start + limit], start + limit < len(objects)
-    elif before_id:
-        if before_id not in ids:
-            raise ApiError(400, f"before_id: unknown model {before_id!r}")
-        end = ids.index(before_id)
-        start = max(0, end - limit)
-        page, has_more = objects[start:end], start > 0
+    # Cursors as in the batch list (server._list_batches): one naming no listed model gives an empty
+    # last page (no documented error); both together give the models strictly between the two.
+    if (after_id and after_id not in ids) or (before_id and before_id not in ids):
+        return {"data": [], "has_more": False, "first_id": None, "last_id": None}
+    lo = ids.index(after_id) + 1 if after_id else 0
+    hi = max(lo, ids.index(before_id)) if before_id else len(ids)
+    if before_id:
+        start = max(lo, hi - limit)  # paging toward newer ones: the `limit` nearest before before_id
+        page, has_more = objects[start:hi], start > lo
     else:
-        page, has_more = objects[:limit], limit < len(objects)
+        page, has_more = objects[lo : lo + limit], lo + limit < hi
     return {
         "data": page,
         "has_more": has_more,
