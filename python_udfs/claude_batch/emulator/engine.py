@@ -6,10 +6,18 @@ cache (caching.py, always in the server process, in request order) and fill in t
 (``finish``).
 
 - Output tokens: ``tokens.count_text`` of the answer text (the JSON text for output_config answers,
-  the compact JSON of the input for tool_use answers).
+  the compact JSON of the input for tool_use answers), scaled by the model's tokenizer ratio
+  (``tokens.tokenizer_ratio``: Claude 4.7 and later count ~30 % more [H55]), plus the thinking tokens.
+- Thinking (thinking.py: when the model thinks, and the emulator's token model): the content starts
+  with a thinking block, then the answer block [H55]. Thinking is billed as output and counts toward
+  ``max_tokens`` [O5; REF §3]: ``usage.output_tokens`` = thinking + answer tokens and
+  ``usage.output_tokens_details.thinking_tokens`` = the thinking part (0 when the model did not
+  think; present on every message, SDK:types/output_tokens_details.py). When the thinking alone
+  reaches ``max_tokens`` the content is just the (cut) thinking block, with no answer; otherwise
+  the answer gets ``max_tokens`` minus the thinking tokens.
 - ``stop_reason``: ``tool_use`` for a tool answer, ``end_turn`` for text, ``max_tokens`` when the
-  answer has more tokens than ``max_tokens``: a text answer is then cut to ``max_tokens`` tokens,
-  a tool answer becomes a tool_use block with an empty input (what a cut-off tool call amounts to).
+  answer has more tokens than it has left: a text answer is then cut to fit, a tool answer becomes
+  a tool_use block with an empty input (what a cut-off tool call amounts to).
   ``max_tokens: 0`` (cache pre-warming) gives no content and 0 output tokens.
 """
 
@@ -22,7 +30,8 @@ from typing import NamedTuple
 
 from .. import tokens
 from .caching import PromptCache, prefix_breakpoints
-from .responder import Answer, Responder, tool_use_id
+from .responder import Answer, Responder, tool_use_id, user_text
+from .thinking import Thinking, plan as plan_thinking
 from .usage import request_tokens
 from .validation import check_breakpoints, check_params
 
@@ -39,6 +48,7 @@ class Prepared(NamedTuple):
     output_tokens: int
     input_total: int
     breakpoints: list  # of caching.Breakpoint, or plain (tokens, digest, ttl) tuples
+    thinking_tokens: int = 0  # the part of output_tokens spent thinking
 
 
 @dataclass
@@ -53,42 +63,70 @@ class Outcome:
         return json.loads(self.message_json)
 
 
-def _truncate(text: str, max_tokens: int) -> str:
+def _truncate(text: str, max_tokens: int, ratio: float = 1.0) -> str:
     """Longest prefix of ``text`` with at most ``max_tokens`` tokens (binary search)."""
     low, high = 0, len(text)
     while low < high:
         middle = (low + high + 1) // 2
-        if tokens.count_text(text[:middle]) <= max_tokens:
+        if tokens.count_text(text[:middle], ratio=ratio) <= max_tokens:
             low = middle
         else:
             high = middle - 1
     return text[:low]
 
 
-def render(answer: Answer, max_tokens: int) -> tuple[list[dict], int, str]:
-    """(content blocks, output tokens, stop_reason) of an answer under ``max_tokens``."""
-    if max_tokens == 0:
-        return [], 0, "max_tokens"
+def _render_answer(answer: Answer, max_tokens: int, ratio: float) -> tuple[list[dict], int, str]:
+    """(content blocks, output tokens, stop_reason) of the answer alone under ``max_tokens`` (>= 1)."""
     if answer.is_tool:
         compact = json.dumps(answer.tool_input, separators=(",", ":"), ensure_ascii=False)
-        count = tokens.count_text(compact)
+        count = tokens.count_text(compact, ratio=ratio)
         block = {"type": "tool_use", "id": tool_use_id(answer.tool_input), "name": answer.tool_name}
         if count > max_tokens:
             return [{**block, "input": {}}], max_tokens, "max_tokens"
         return [{**block, "input": answer.tool_input}], max(1, count), "tool_use"
     text = answer.text or ""
-    count = tokens.count_text(text)
+    count = tokens.count_text(text, ratio=ratio)
     if count > max_tokens:
-        cut = _truncate(text, max_tokens)
-        return [{"type": "text", "text": cut}], tokens.count_text(cut), "max_tokens"
+        cut = _truncate(text, max_tokens, ratio)
+        return [{"type": "text", "text": cut}], tokens.count_text(cut, ratio=ratio), "max_tokens"
     return [{"type": "text", "text": text}], max(1, count), "end_turn"
 
 
+def render(
+    answer: Answer, max_tokens: int, *, ratio: float = 1.0, thinking: Thinking | None = None
+) -> tuple[list[dict], int, str, int]:
+    """(content blocks, output tokens incl. thinking, stop_reason, thinking tokens) under ``max_tokens``.
+
+    ``ratio``: the model's tokenizer ratio for the answer's text; ``thinking``: what the model
+    thinks first (None: it does not think). Thinking counts toward ``max_tokens`` [O5; REF §3].
+    """
+    if max_tokens == 0:
+        return [], 0, "max_tokens", 0
+    if thinking is None:
+        content, count, stop_reason = _render_answer(answer, max_tokens, ratio)
+        return content, count, stop_reason, 0
+    if thinking.tokens >= max_tokens:
+        # Cut while thinking: no answer at all ("max_tokens" can leave no text, REF §3).
+        return [thinking.block()], max_tokens, "max_tokens", max_tokens
+    content, count, stop_reason = _render_answer(answer, max_tokens - thinking.tokens, ratio)
+    return [thinking.block(), *content], thinking.tokens + count, stop_reason, thinking.tokens
+
+
+def _block_json(block: dict) -> str:
+    kind = block["type"]
+    # The common blocks, without walking them through the generic encoder.
+    if kind == "text":
+        return f'{{"type":"text","text":{json.dumps(block["text"], ensure_ascii=False)}}}'
+    if kind == "thinking":
+        return (
+            f'{{"type":"thinking","thinking":{json.dumps(block["thinking"], ensure_ascii=False)},'
+            f'"signature":{json.dumps(block["signature"])}}}'
+        )
+    return json.dumps(block, ensure_ascii=False, separators=(",", ":"))
+
+
 def _content_json(content: list[dict]) -> str:
-    if len(content) == 1 and content[0]["type"] == "text":
-        # The common case, without walking the block through the generic encoder.
-        return f'[{{"type":"text","text":{json.dumps(content[0]["text"], ensure_ascii=False)}}}]'
-    return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+    return "[" + ",".join(_block_json(block) for block in content) + "]"
 
 
 def prepare(
@@ -100,7 +138,13 @@ def prepare(
     counted = request_tokens(checked)
     check_breakpoints([p.ttl for p in counted.parts if p.ttl is not None])
     answer = responder.answer(checked)
-    content, output_tokens, stop_reason = render(answer, checked["max_tokens"])
+    model = checked["model"]
+    content, output_tokens, stop_reason, thinking_tokens = render(
+        answer,
+        checked["max_tokens"],
+        ratio=tokens.tokenizer_ratio(model),
+        thinking=plan_thinking(checked, user_text(checked)),
+    )
     return Prepared(
         model=checked["model"],
         content_json=_content_json(content),
@@ -108,6 +152,7 @@ def prepare(
         output_tokens=output_tokens,
         input_total=counted.total,
         breakpoints=[tuple(bp) for bp in prefix_breakpoints(counted)],
+        thinking_tokens=thinking_tokens,
     )
 
 
@@ -120,6 +165,7 @@ def finish(
     # this runs once per batch request.
     usage = (
         f'{{"input_tokens":{uncached},"output_tokens":{prepared.output_tokens},'
+        f'"output_tokens_details":{{"thinking_tokens":{prepared.thinking_tokens}}},'
         f'"cache_creation_input_tokens":{cached.write},"cache_read_input_tokens":{cached.read},'
         f'"cache_creation":{{"ephemeral_5m_input_tokens":{cached.write_5m},'
         f'"ephemeral_1h_input_tokens":{cached.write_1h}}},"service_tier":"{service_tier}"}}'
