@@ -202,6 +202,22 @@ def test_max_tokens_zero_still_gives_no_content(sdk):
     assert message.usage.output_tokens_details.thinking_tokens == 0
 
 
+def test_output_rate_limit_counts_thinking(emulator, sdk):
+    model = "claude-haiku-5-5"
+    off = pack(model, effort="low", thinking_param={"type": "disabled"})
+    answer_only = sdk.messages.create(**off).usage.output_tokens
+    limit = answer_only * 2 + 1
+    assert expected_thinking(model, rows=3) > limit
+    emulator.set_faults(messages_otpm=limit)
+    emulator.advance_clock(61)
+    sdk.messages.create(**off)
+    sdk.messages.create(**off)  # two answers without thinking stay under the limit
+    emulator.advance_clock(61)
+    sdk.messages.create(**pack(model))  # thinking alone fills the window
+    with pytest.raises(anthropic.RateLimitError):
+        sdk.messages.create(**off)
+
+
 def test_thinking_in_a_batch(emulator, sdk):
     model = "claude-haiku-5-5"
     thought = expected_thinking(model, rows=3)
@@ -236,6 +252,33 @@ def test_thinking_in_a_batch(emulator, sdk):
     assert [b.type for b in off.content] == ["text"]
     assert off.usage.output_tokens_details.thinking_tokens == 0
     assert {m.usage.service_tier for m in messages.values()} == {"batch"}
+
+
+def test_thinking_survives_the_helper_processes(emulator_factory, monkeypatch):
+    """Large batches are computed in helper processes (Prepared sent back as a plain tuple)."""
+    from claude_batch.emulator import worker
+
+    monkeypatch.setattr(worker, "PARALLEL_MIN_REQUESTS", 2)
+    model = "claude-haiku-5-5"
+    requests = [
+        {"custom_id": "think", "params": pack(model)},
+        {"custom_id": "off", "params": pack(model, effort="low", thinking_param={"type": "disabled"})},
+    ]
+    seen = []
+    for processes in (0, 2):
+        emu = emulator_factory(worker_processes=processes, state_dir=None)
+        with emu.client(max_retries=0) as client:
+            batch = client.messages.batches.create(requests=requests)
+            assert emu.wait_idle()
+            seen.append({line.custom_id: line.result.message.model_dump() for line in client.messages.batches.results(batch.id)})
+        assert emu.stats()["batches_computed_in_helper_processes"] == (1 if processes else 0)
+        emu.stop()
+    for messages in seen:
+        assert messages["think"]["usage"]["output_tokens_details"] == {"thinking_tokens": expected_thinking(model, rows=3)}
+        assert messages["off"]["usage"]["output_tokens_details"] == {"thinking_tokens": 0}
+    assert [{k: {**m, "id": None} for k, m in one.items()} for one in seen][0] == {
+        k: {**m, "id": None} for k, m in seen[1].items()
+    }
 
 
 # ------------------------------------------------------------------------------------ the rules
