@@ -35,11 +35,11 @@ def test_default_model_is_haiku_5_5_with_thinking_off_and_no_sampling(project, e
     got = project.table()
     assert {k: got[k]["label"] for k in EXPECTED} == EXPECTED
     assert {r["model"] for r in got.values()} == {"claude-haiku-5-5"}
-    params = [rec["params"] for rec in received(emulator) if rec.get("params")]
+    params = [rec["settings"] for rec in received(emulator)]
     assert params, "the emulator saw no request"
     for p in params:
         assert not {"temperature", "top_p", "top_k"} & set(p)  # refused by 2026-10-21 even at defaults [MIG]
-        assert p["thinking"] == {"type": "disabled"} and p["output_config"]["effort"] == "low"  # [H55P]
+        assert p["thinking"] == {"type": "disabled"} and p["effort"] == "low"  # [H55P]
     thinking = project.sql("SELECT sum(thinking_tokens), sum(output_tokens) FROM claude_batch.cb_requests")[0]
     assert thinking[0] == 0 and thinking[1] > 0
 
@@ -54,8 +54,9 @@ def test_a_model_that_cannot_stop_thinking_pays_for_it_and_still_labels_right(pr
     got = project.table()
     assert {k: got[k]["label"] for k in EXPECTED} == EXPECTED
     assert {r["status"] for r in got.values()} == {"succeeded"}
-    params = [rec["params"] for rec in received(emulator) if rec.get("params")]
-    assert all("thinking" not in p and p["output_config"]["effort"] == "low" for p in params)
+    params = [rec["settings"] for rec in received(emulator)]
+    assert params and all("thinking" not in p and p["effort"] == "low" for p in params)
+    assert all(p["max_tokens"] > 4096 for p in params)  # room for thinking it cannot turn off
     thinking, output, billed = project.sql(
         "SELECT sum(thinking_tokens), sum(output_tokens), sum(billed_usd) FROM claude_batch.cb_requests")[0]
     assert 0 < thinking < output
@@ -88,7 +89,7 @@ def test_pinned_2023_06_01_sends_temperature_where_the_model_takes_it(project, e
     result = project.dbt_cli(vars={**vars, "cb_temperature": 0.0})
     assert result.returncode == 0, result.stdout[-3000:]
     project.dbt_cli(vars={**vars, "cb_temperature": 0.0})
-    params = [rec["params"] for rec in received(emulator) if rec.get("params")]
+    params = [rec["settings"] for rec in received(emulator)]
     assert params and all(p.get("temperature") == 0.0 for p in params)
     assert {r["status"] for r in project.table().values()} == {"succeeded"}
 
@@ -117,7 +118,7 @@ def test_preflight_rejects_a_bad_configuration_before_any_batch(project, emulato
     assert result.returncode != 0
     assert "preflight" in result.stdout and "temperature" in result.stdout
     calls = received(emulator)
-    assert len(calls) == 1 and calls[0].get("batch") is None  # one Messages call, no batch created
+    assert len(calls) == 1 and calls[0]["batch"] == "messages"  # one Messages call, no batch created
     assert project.sql("SELECT count(*) FROM claude_batch.cb_batches WHERE mode = 'batch'")[0][0] == 0
     assert project.sql("SELECT status FROM claude_batch.cb_preflights")[0][0] == "rejected"
     # Fixed, the next run sends every row (none was marked as failed by the refusal).
@@ -152,9 +153,10 @@ def test_a_batch_refused_whole_fails_the_run_loudly(project, emulator):
     project.add_reviews(REVIEWS)
     vars = {"cb_extra": json.dumps({"temperature": 0.0})}
     project.dbt(vars=vars)  # submitted; the API checks batch requests only when it processes them [MIG]
-    result = project.dbt_cli(vars=vars)
-    assert result.returncode != 0
-    assert "refused every request of a batch" in result.stdout and "temperature" in result.stdout
+    result = project.dbt(vars=vars, expect_ok=False)
+    assert not result.success
+    message = " ".join(str(r.message) for r in result.result)
+    assert "refused every request of a batch" in message and "temperature" in message
     # Collected and accounted all the same: nothing is lost.
     assert project.sql("SELECT count(*) FROM claude_batch.cb_requests WHERE error_type = 'invalid_request_error'")[0][0] > 0
 

@@ -2,7 +2,8 @@
 
 One line per batch request (at create time) and per ``/v1/messages`` call:
 ``{"batch": "<batch id>" | "messages", "custom_id": str | null, "model": str | null,
-"rows": [row texts as parsed by prompts.parse_rows], "at": RFC 3339}``. Crash tests use it to
+"rows": [row texts as parsed by prompts.parse_rows], "settings": {max_tokens, thinking, effort,
+sampling parameters, tool_choice: those sent}, "at": RFC 3339}``. Crash tests use it to
 count rows that were submitted twice. It never holds API keys.
 
 A batch create only appends one placeholder line (``{"batch", "at", "deferred"}``) and keeps its
@@ -28,13 +29,22 @@ def record(batch: str, custom_id: str | None, params: Any, at: str) -> dict:
     """The received-log entry for one request (tolerates malformed params)."""
     model = None
     rows: list[str] = []
+    settings: dict = {}
     if isinstance(params, dict):
         model = params.get("model") if isinstance(params.get("model"), str) else None
         try:
             rows = [text for _, text in prompts.parse_rows(user_text(params))]
         except (TypeError, AttributeError, ValueError):
             rows = []
-    return {"batch": batch, "custom_id": custom_id, "model": model, "rows": rows, "at": at}
+        # The settings a test may need to see were sent (thinking, effort, sampling), not the prompt.
+        settings = {k: params[k] for k in SETTINGS if k in params}
+        effort = params.get("output_config", {}).get("effort") if isinstance(params.get("output_config"), dict) else None
+        if effort is not None:
+            settings["effort"] = effort
+    return {"batch": batch, "custom_id": custom_id, "model": model, "rows": rows, "settings": settings, "at": at}
+
+
+SETTINGS = ("max_tokens", "thinking", "temperature", "top_p", "top_k", "tool_choice")
 
 
 class ReceivedLog:
