@@ -27,7 +27,7 @@ from typing import Any
 import anthropic
 import numpy as np
 
-from . import batches, bodies, collect, config as config_mod, cost, lifecycle, packing, prompts, tokens
+from . import batches, bodies, catalog, collect, config as config_mod, cost, lifecycle, packing, prompts, tokens
 from .errors import ApiContractError
 from . import estimate as estimate_mod
 from . import source as source_rows
@@ -345,7 +345,8 @@ class Pipeline:
             warn(plan.message)
         n_requests = packing.pack(self.wh, PENDING, pack_size=self.cfg.pack_size,
                                   max_pack_chars=self.cfg.max_pack_chars)
-        guard = _Guard(self, prefix, plan.mark, batch=batch)
+        preflight = batch and self._needs_preflight()
+        guard = _Guard(self, prefix, plan.mark, batch=batch, preflight=preflight)
         shapes = packing.shapes(self.wh)
         admitted = guard.admit(shapes)  # requests 1..admitted go
         if self.cfg.dry_run or not admitted:
@@ -357,7 +358,7 @@ class Pipeline:
             realtime.submit(self, planned, prefix, plan.mark)
         else:
             first = 1
-            if self._needs_preflight():
+            if preflight:
                 from . import realtime
 
                 planned = packing.fetch_planned(self.wh, 1, 1, self.cfg.spec, plan.mark)
@@ -378,7 +379,14 @@ class Pipeline:
         if self.cfg.preflight != "auto":
             return self.cfg.preflight == "always"
         return not self.store.preflight_passed(self.cfg.name, self.cfg.version, self.cfg.spec.model,
-                                               client_mod.sent_api_version(self.client), anthropic.__version__)
+                                               self.api_version, anthropic.__version__)
+
+    @property
+    def api_version(self) -> str:
+        """The anthropic-version this run sends (without making a client: a dry run needs no key)."""
+        if self._client is not None:
+            return client_mod.sent_api_version(self._client)
+        return self.cfg.api_version or catalog.DEFAULT_API_VERSION
 
     def _submit_batches(self, shapes: packing.RequestShapes, admitted: int, prefix: int, cached: bool,
                         *, first: int = 1) -> None:
@@ -636,8 +644,9 @@ class _Guard:
     API's count_tokens when ``count_tokens_api`` is on), and ``max_tokens`` of output per request.
     """
 
-    def __init__(self, pipe: "Pipeline", prefix: int, cached: bool, *, batch: bool):
+    def __init__(self, pipe: "Pipeline", prefix: int, cached: bool, *, batch: bool, preflight: bool = False):
         self.pipe, self.prefix, self.cached, self.batch = pipe, prefix, cached, batch
+        self.preflight = preflight  # the first request goes as a real-time call, at standard prices
         cfg = pipe.cfg
         self.limit = cfg.max_usd_per_run
         if cfg.max_usd_per_day is not None:
@@ -674,18 +683,27 @@ class _Guard:
         prefix = self.calibration.prefix_tokens
         sizes, which = np.unique(shapes.n_items, return_inverse=True)  # a handful of pack sizes
         out = np.array([prompts.max_tokens_for(spec, int(n)) for n in sizes], dtype=np.float64)[which]
-        tier = "batch" if self.batch else "standard"
         model = spec.model
-        if self.cached:
-            first = np.zeros(len(shapes), dtype=bool)
-            first[0] = True
-            one_hour = spec.cache_ttl == "1h"
-            written = np.where(first, prefix, 0)
-            return cost.billed_usd_many(
-                model, tier, input_tokens=rows_in, output_tokens=out,
-                cache_write_1h_tokens=written if one_hour else 0, cache_write_5m_tokens=0 if one_hour else written,
-                cache_read_tokens=np.where(first, 0, prefix))
-        return cost.billed_usd_many(model, tier, input_tokens=rows_in + prefix, output_tokens=out)
+
+        def priced(tier: str) -> Any:
+            if self.cached:
+                first = np.zeros(len(shapes), dtype=bool)
+                first[0] = True
+                one_hour = spec.cache_ttl == "1h"
+                written = np.where(first, prefix, 0)
+                return cost.billed_usd_many(
+                    model, tier, input_tokens=rows_in, output_tokens=out,
+                    cache_write_1h_tokens=written if one_hour else 0, cache_write_5m_tokens=0 if one_hour else written,
+                    cache_read_tokens=np.where(first, 0, prefix))
+            return cost.billed_usd_many(model, tier, input_tokens=rows_in + prefix, output_tokens=out)
+
+        est = priced("batch" if self.batch else "standard")
+        if est is None:  # a model with no prices (said in the log): no dollar estimate, nothing to cap
+            return np.zeros(len(shapes))
+        if self.preflight and self.batch and len(shapes):
+            est = np.array(est, dtype=np.float64)
+            est[0] = priced("standard")[0]
+        return est
 
     def admit(self, shapes: packing.RequestShapes) -> int:
         """How many requests go (always the first ones, in order): until the queue cap or the budget

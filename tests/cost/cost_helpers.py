@@ -66,7 +66,10 @@ EXAMPLES = [(e.text, e.labels[0]) for e in workloads.W1_EXAMPLES]
 
 def classifier(name: str = "review_sentiment", *, model: str = "claude-sonnet-5-5",
                instructions: str = workloads.W1_INSTRUCTIONS, **options: Any) -> config.ClassifierConfig:
-    """The W1 prompt (about 2,000 prefix tokens: cached on Sonnet) under any name and settings."""
+    """The W1 prompt (about 2,700 prefix tokens on Sonnet 5.5: cached) under any name and settings.
+    No preflight unless asked: these tests count batches and batch prices (the preflight is tested in
+    tests/integration/test_todays_api.py and priced by the budget guard, tests/cost/test_budget.py)."""
+    options = {"preflight": "never", **options}
     return config.build_config(name, options, key="id", text="body", model=model, instructions=instructions,
                                labels=LABELS, examples=EXAMPLES)
 

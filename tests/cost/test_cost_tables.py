@@ -28,13 +28,13 @@ def _usage_fields(usage: dict) -> dict:
 
 
 def _price(model: str, u: dict) -> float:
-    """USD of one response from the price table, written out here (independent of cost.billed_usd)."""
-    info = catalog.model_info(model)
+    """USD of one response from the price table, written out here (independent of cost.billed_usd):
+    the model's own prices for each token kind (its first band: these prompts are far below 100K)."""
+    band = catalog.model_info(model).prices[0]
     half = 0.5 if u["batch"] else 1.0
-    per_in, per_out = info.input_usd_per_mtok * half / 1e6, info.output_usd_per_mtok * half / 1e6
-    return (u["input_tokens"] * per_in + u["cache_write_5m_tokens"] * per_in * 1.25
-            + u["cache_write_1h_tokens"] * per_in * 2 + u["cache_read_tokens"] * per_in * 0.1
-            + u["output_tokens"] * per_out)
+    return (u["input_tokens"] * band.input + u["cache_write_5m_tokens"] * band.cache_write_5m
+            + u["cache_write_1h_tokens"] * band.cache_write_1h + u["cache_read_tokens"] * band.cache_read
+            + u["output_tokens"] * band.output) * half / 1e6
 
 
 def test_cost_tables_add_up_to_the_emulator_usage(runs, emulator):

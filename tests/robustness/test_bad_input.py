@@ -212,7 +212,13 @@ def test_bad_configuration_fails_at_start_naming_the_setting(project, emulator, 
     assert not result.success
     assert message in failure_text(result)
     assert "ConfigError" in failure_text(result)
-    assert api_calls(emulator) == 0  # nothing sent, not even a list call
+    if case == "unknown model":
+        # A model our table lacks is looked up in the Models API (404 here), and nothing else is sent.
+        calls = {k: n for k, n in emulator.stats()["calls"].items() if k.split(" ", 1)[-1].startswith("/v1/")}
+        assert calls == {"GET /v1/models/{id}": 1}
+        assert "404" in failure_text(result)
+    else:
+        assert api_calls(emulator) == 0  # nothing sent, not even a list call
     assert not project.exists("main.rb_classify")
 
 
@@ -234,7 +240,6 @@ def cfg(**kw):
     ({"max_tokens": 0}, "'max_tokens'"),
     ({"max_tokens": -3}, "'max_tokens'"),
     ({"max_tokens": "many"}, "'max_tokens'"),
-    ({"model": "gpt-4"}, "'model'"),
     ({"instructions": "  "}, "'instructions'"),
     ({"key": None}, "'key'"),
     ({"key": ["id", "id"]}, "'key'"),

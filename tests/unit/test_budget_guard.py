@@ -76,3 +76,14 @@ def test_queue_cap_stops_first_when_it_binds_first(wh, cap, admitted):
     guard = pipeline._Guard(pipe, 1500, True, batch=True)
     assert guard.admit(shapes) == admitted and guard.reason == f"processing-queue cap {cap}"
     assert guard.refused_texts == 50 - 10 * admitted and (guard.spent > 0) == (admitted > 0)
+
+
+def test_a_preflight_request_is_priced_at_real_time_prices(wh):
+    """The preflight sends the first request as a real-time call: the guard prices it at standard
+    rates (twice the batch rate), the rest at batch rates."""
+    pipe, shapes = _planned(wh, 103, pack_size=10)
+    batch_only = pipeline._Guard(pipe, 1500, True, batch=True).estimates(shapes)
+    with_preflight = pipeline._Guard(pipe, 1500, True, batch=True, preflight=True).estimates(shapes)
+    standard = pipeline._Guard(pipe, 1500, True, batch=False).estimates(shapes)
+    assert with_preflight[0] == standard[0] == pytest.approx(2 * batch_only[0])
+    assert list(with_preflight[1:]) == list(batch_only[1:])
