@@ -73,6 +73,7 @@ class ModelInfo:
     effort_default: str | None
     forced_tool_use: bool
     json_schema_output: bool
+    assistant_prefill: bool  # a last assistant message (prefill) is accepted
     sources: Mapping[str, str]
 
     # The first band: what a classifier's requests (far below any band edge) pay.
@@ -122,35 +123,41 @@ def _day(value: Any) -> date | None:
     return None if value is None else date.fromisoformat(value)
 
 
+def model_from_entry(entry: Mapping[str, Any]) -> ModelInfo:
+    """A ModelInfo from one entry of ``models.json``'s ``models`` list (the same shape elsewhere too:
+    the emulator's extra models)."""
+    ratios = {name: float(t["ratio"]) for name, t in _data()["tokenizers"].items()}
+    thinking = entry["thinking"]
+    return ModelInfo(
+        name=entry["id"], aliases=tuple(entry["aliases"]), display_name=entry["display_name"], line=entry.get("line"),
+        released=_day(entry.get("released")), lifecycle=entry["lifecycle"], deprecated_on=_day(entry.get("deprecated_on")),
+        retires_on=_day(entry.get("retires_on")), replacement=entry.get("replacement"),
+        context_window=int(entry["context_window"]), max_output_tokens=int(entry["max_output_tokens"]),
+        prices=tuple(PriceBand(**band) for band in entry["prices"]),
+        min_cacheable_tokens=int(entry["min_cacheable_tokens"]), tokenizer=entry["tokenizer"],
+        tokenizer_ratio=ratios[entry["tokenizer"]], thinking_default=thinking["default"],
+        thinking_types=dict(thinking["types"]), off_max_effort=thinking.get("off_max_effort"),
+        effort_supported=bool(entry["effort"]["supported"]), effort_default=entry["effort"].get("default"),
+        forced_tool_use=bool(entry["forced_tool_use"]), json_schema_output=bool(entry["json_schema_output"]),
+        assistant_prefill=bool(entry["assistant_prefill"]), sources=dict(entry["sources"]),
+    )
+
+
 @lru_cache(maxsize=1)
 def _tables() -> tuple[dict[str, ModelInfo], dict[str, str], dict[str, Retired]]:
     raw = _data()
-    ratios = {name: float(t["ratio"]) for name, t in raw["tokenizers"].items()}
     models: dict[str, ModelInfo] = {}
     aliases: dict[str, str] = {}
-    for m in raw["models"]:
-        thinking = m["thinking"]
-        info = ModelInfo(
-            name=m["id"], aliases=tuple(m["aliases"]), display_name=m["display_name"], line=m.get("line"),
-            released=_day(m.get("released")), lifecycle=m["lifecycle"], deprecated_on=_day(m.get("deprecated_on")),
-            retires_on=_day(m.get("retires_on")), replacement=m.get("replacement"),
-            context_window=int(m["context_window"]), max_output_tokens=int(m["max_output_tokens"]),
-            prices=tuple(PriceBand(**band) for band in m["prices"]),
-            min_cacheable_tokens=int(m["min_cacheable_tokens"]), tokenizer=m["tokenizer"],
-            tokenizer_ratio=ratios[m["tokenizer"]], thinking_default=thinking["default"],
-            thinking_types=dict(thinking["types"]), off_max_effort=thinking.get("off_max_effort"),
-            effort_supported=bool(m["effort"]["supported"]), effort_default=m["effort"].get("default"),
-            forced_tool_use=bool(m["forced_tool_use"]), json_schema_output=bool(m["json_schema_output"]),
-            sources=dict(m["sources"]),
-        )
+    for entry in raw["models"]:
+        info = model_from_entry(entry)
         models[info.name] = info
         for alias in info.aliases:
             aliases[alias] = info.name
     retired = {}
     for r in raw["retired"]:
-        entry = Retired(r["id"], tuple(r["aliases"]), date.fromisoformat(r["retires_on"]), r.get("replacement"))
-        for name in (entry.name, *entry.aliases):
-            retired[name] = entry
+        gone = Retired(r["id"], tuple(r["aliases"]), date.fromisoformat(r["retires_on"]), r.get("replacement"))
+        for name in (gone.name, *gone.aliases):
+            retired[name] = gone
     return models, aliases, retired
 
 
@@ -219,7 +226,10 @@ def api_version_rules(version: str) -> Mapping[str, Any]:
 def register(info: ModelInfo) -> None:
     """Facts for this process about a model our table lacks (from the Models API), or our facts
     with the user's ``prices``: what every later ``model_info`` call returns for its id."""
-    _tables()[0][info.name] = info
+    models, aliases, _ = _tables()
+    models[info.name] = info
+    for alias in info.aliases:
+        aliases[alias] = info.name
 
 
 def with_prices(info: ModelInfo, prices: Mapping[str, float]) -> ModelInfo:
@@ -264,6 +274,7 @@ def from_models_api(entry: Mapping[str, Any], prices: Mapping[str, float] | None
         effort_supported=bool(effort.get("supported")), effort_default=None,
         forced_tool_use=False,  # unknown: never forced; JSON-schema output instead
         json_schema_output=bool((caps.get("structured_outputs") or {}).get("supported", True)),
+        assistant_prefill=False,  # unknown: we never prefill anyway
         sources={"all": "GET /v1/models/{id} at run time"},
     )
     return with_prices(info, prices) if prices else info

@@ -359,22 +359,23 @@ class StateStore:
         # Most texts have one outcome per version, which is then the one that counts: only texts with
         # several (retries) go through the aggregate, whose winner's few columns are read by row id
         # (one join, cheaper than four more arg_max). Finding them costs a count per text; the
-        # aggregate and the join over every result cost twice that and more.
+        # aggregate and the join over every result cost twice that and more. Costs stay NULL only
+        # where the model has no prices (collect writes 0 for what was not billed).
         return f"""
             WITH several AS MATERIALIZED (
                 SELECT version, text_hash FROM {res} {where} GROUP BY version, text_hash HAVING count(*) > 1
             )
             SELECT version, text_hash, rowid AS rid, status, error_type, attempt, collected_at,
-                   CAST(1 AS BIGINT) AS attempts, coalesce(billed_usd, 0) AS attempts_billed_usd,
-                   coalesce(naive_usd, 0) AS attempts_naive_usd
+                   CAST(1 AS BIGINT) AS attempts, billed_usd AS attempts_billed_usd,
+                   naive_usd AS attempts_naive_usd
             FROM {res} o {where}
             {"AND" if where else "WHERE"} NOT EXISTS (SELECT 1 FROM several m WHERE m.version = o.version AND m.text_hash = o.text_hash)
             UNION ALL
             SELECT g.version, g.text_hash, g.rid, r.status, r.error_type, r.attempt, r.collected_at,
                    g.attempts, g.attempts_billed_usd, g.attempts_naive_usd
             FROM (SELECT version, text_hash, arg_max(rowid, {key}) AS rid,
-                         count(*) AS attempts, sum(coalesce(billed_usd, 0)) AS attempts_billed_usd,
-                         max(coalesce(naive_usd, 0)) AS attempts_naive_usd
+                         count(*) AS attempts, sum(billed_usd) AS attempts_billed_usd,
+                         max(naive_usd) AS attempts_naive_usd
                   FROM {res} o
                   WHERE EXISTS (SELECT 1 FROM several m WHERE m.version = o.version AND m.text_hash = o.text_hash)
                   GROUP BY version, text_hash) g

@@ -57,8 +57,9 @@ def tokenizer_ratio(model: Any) -> float:
     if ratio is None:
         from . import catalog  # here, not at import: catalog is the heavier module
 
-        ratio = catalog.model_info(model).tokenizer_ratio if catalog.is_known(model) else 1.0
-        _ratios[model] = ratio
+        if not catalog.is_known(model):
+            return 1.0  # not cached: the model may be registered later (catalog.register)
+        ratio = _ratios[model] = catalog.model_info(model).tokenizer_ratio
     return ratio
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 
 from . import prompts
@@ -192,6 +193,35 @@ def load_w1_texts(data_dir: str | Path | None = None) -> list[str]:
                 sentence = line.rstrip("\r\n").rsplit("\t", 1)[0]
                 texts.append(sentence.rstrip())
     return texts
+
+
+W1_GOLD_NAMES = {"1": "positive", "0": "negative"}  # the corpus's label column (readme.txt)
+_VARIANT_RE = re.compile(r" \(#[0-9]+\)\Z")
+
+
+def load_w1_gold(data_dir: str | Path | None = None) -> dict[str, str]:
+    """Gold label of each distinct W1 sentence: the corpus's label column, 1 positive and 0 negative
+    (cost-model.md: "sentiment_labelled_sentences carries a gold positive/negative label for every
+    W1 sentence"). The 18 sentences that appear twice carry the same label both times. Sentences are
+    read exactly as ``load_w1_texts`` reads them."""
+    root = _resolve_data_dir(data_dir)
+    gold: dict[str, str] = {}
+    for name in W1_FILES:
+        with open(root / name, encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                sentence, label = line.rstrip("\r\n").rsplit("\t", 1)
+                gold[sentence.rstrip()] = W1_GOLD_NAMES[label.strip()]
+    return gold
+
+
+def w1_gold_label(gold: dict[str, str], text: str) -> str | None:
+    """The gold label of a W1 row's text: its sentence's, also for a ``w1_unique_variant``."""
+    found = gold.get(text)
+    if found is None:
+        found = gold.get(_VARIANT_RE.sub("", text))
+    return found
 
 
 def w1_unique_variant(text: str, serial: int) -> str:

@@ -189,3 +189,70 @@ def test_our_requests_are_accepted_for_every_model_in_the_table(emulator, model)
     emulator.wait_idle()
     [line] = list(client.messages.batches.results(batch.id))
     assert line.result.type == "succeeded", line.result
+
+
+# ---------------------------------------------------------------------------- a model we do not know
+
+@pytest.fixture
+def next_months_emulator(tmp_path):
+    """The emulator in its own process, knowing a model our table lacks (as the API will next month)."""
+    import re
+    import subprocess
+    import sys
+
+    entry = dict(next(m for m in catalog.data()["models"] if m["id"] == "claude-haiku-5-5"))
+    entry.update(id="claude-haiku-6", display_name="Claude Haiku 6", aliases=[], released="2026-12-01")
+    extra = tmp_path / "extra_models.json"
+    extra.write_text(json.dumps([entry]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "claude_batch.emulator", "--port", "0", "--state-dir", str(tmp_path / "emu"),
+         "--processing-seconds", "0", "--extra-models", str(extra)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    line = proc.stdout.readline()
+    match = re.search(r"http://[0-9.]+:\d+", line)
+    assert match, line
+    yield match.group(0)
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_a_model_only_the_api_knows_runs_priced_from_config(tmp_path, next_months_emulator, dbt_deps):
+    from conftest import DbtProject
+
+    assert not catalog.is_known("claude-haiku-6")
+    (tmp_path / "priced").mkdir()
+    project = DbtProject(tmp_path / "priced", next_months_emulator)
+    project.add_reviews(REVIEWS)
+    vars = {"cb_model": "claude-haiku-6", "cb_prices": json.dumps({"input": 0.2, "output": 1.0})}
+    first = project.dbt_cli(vars=vars)
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert "'claude-haiku-6' is not in our table" in first.stdout and "priced from the 'prices' setting" in first.stdout
+    assert project.dbt_cli(vars=vars).returncode == 0
+    got = project.table()
+    assert {k: got[k]["label"] for k in EXPECTED} == EXPECTED
+    # The setting's prices; cache prices by the documented multipliers of input (5m write 1.25x, 1h
+    # write 2x, read 0.1x) [PRC]; batch requests at half, the preflight's real-time one at full price.
+    expected, billed = project.sql(
+        """SELECT sum((input_tokens * 0.2 + cache_write_5m_tokens * 0.25 + cache_write_1h_tokens * 0.4
+                       + cache_read_tokens * 0.02 + output_tokens * 1.0)
+                      * CASE WHEN service_tier = 'batch' THEN 0.5 ELSE 1.0 END) / 1e6, sum(billed_usd)
+           FROM claude_batch.cb_requests WHERE status = 'succeeded'""")[0]
+    assert billed > 0 and billed == pytest.approx(expected, rel=1e-9)
+    assert sum(r["cost_usd"] for r in got.values()) == pytest.approx(billed)
+
+
+def test_a_model_only_the_api_knows_without_prices_has_null_costs(tmp_path, next_months_emulator, dbt_deps):
+    from conftest import DbtProject
+
+    (tmp_path / "unpriced").mkdir()
+    project = DbtProject(tmp_path / "unpriced", next_months_emulator)
+    project.add_reviews(REVIEWS)
+    vars = {"cb_model": "claude-haiku-6"}
+    first = project.dbt_cli(vars=vars)
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert "it has no prices: cost columns are NULL" in first.stdout
+    project.dbt_cli(vars=vars)
+    got = project.table()
+    assert {k: got[k]["label"] for k in EXPECTED} == EXPECTED
+    assert all(r["cost_usd"] is None for r in got.values())
+    assert project.sql("SELECT count(*), count(billed_usd) FROM claude_batch.cb_requests WHERE status = 'succeeded'")[0][1] == 0

@@ -13,10 +13,10 @@ from claude_batch import catalog, prompts
 
 DATA = catalog.data()
 FACT_GROUPS = ("lifecycle", "limits", "prices", "min_cacheable_tokens", "tokenizer", "thinking", "effort",
-               "forced_tool_use", "json_schema_output")
+               "forced_tool_use", "json_schema_output", "assistant_prefill")
 MODEL_KEYS = {"id", "aliases", "display_name", "line", "released", "lifecycle", "deprecated_on", "retires_on",
               "replacement", "context_window", "max_output_tokens", "prices", "min_cacheable_tokens", "tokenizer",
-              "thinking", "effort", "forced_tool_use", "json_schema_output", "sources"}
+              "thinking", "effort", "forced_tool_use", "json_schema_output", "assistant_prefill", "sources"}
 
 
 def test_file_has_its_date_and_source_keys():

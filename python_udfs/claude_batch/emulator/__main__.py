@@ -53,6 +53,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="helper processes answering big batches (default: one per CPU, at most 4, none on 1 CPU; 0 or 1: none)",
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="log every request line")
+    parser.add_argument(
+        "--extra-models", default=None,
+        help="JSON file: a list of model entries shaped as claude_batch/_data/models.json's, known to this "
+             "emulator beyond the package's table (to test a model the product does not know)",
+    )
     return parser.parse_args(argv)
 
 
@@ -62,8 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
-    from .config import Settings
+    from .config import EXTRA_MODELS_ENV, Settings, register_extra_models_from_env
     from .server import EmulatorServer
+
+    if args.extra_models:
+        os.environ[EXTRA_MODELS_ENV] = str(Path(args.extra_models).resolve())  # helper processes too
+    register_extra_models_from_env()
 
     keys = list(args.api_key)
     env_keys = os.environ.get("CLAUDE_BATCH_EMULATOR_API_KEYS", "")

@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 from .. import tokens
 from .caching import PromptCache, prefix_breakpoints
+from .errormodel import ErrorModel
 from .responder import Answer, Responder, tool_use_id, user_text
 from .thinking import Thinking, plan as plan_thinking
 from .usage import request_tokens
@@ -130,14 +131,16 @@ def _content_json(content: list[dict]) -> str:
 
 
 def prepare(
-    params: object, responder: Responder, *, in_batch: bool, api_version: str, day: date
+    params: object, responder: Responder, *, in_batch: bool, api_version: str, day: date,
+    errors: ErrorModel | None = None,
 ) -> Prepared:
     """Raises validation.ParamsError for bad params (judged by ``api_version``'s rules and, for
-    retired models, by ``day``: today on the emulator's virtual clock)."""
+    retired models, by ``day``: today on the emulator's virtual clock). ``errors``: the error model
+    (errormodel.py) the answer's labels go through, None when it is off."""
     checked = check_params(params, in_batch=in_batch, api_version=api_version, day=day)
     counted = request_tokens(checked)
     check_breakpoints([p.ttl for p in counted.parts if p.ttl is not None])
-    answer = responder.answer(checked)
+    answer = responder.answer(checked, errors)
     model = checked["model"]
     content, output_tokens, stop_reason, thinking_tokens = render(
         answer,
@@ -193,7 +196,9 @@ class Engine:
         in_batch: bool,
         api_version: str,
         day: date,
+        errors: ErrorModel | None = None,
     ) -> Outcome:
         """Raises validation.ParamsError for bad params (before touching the cache)."""
-        prepared = prepare(params, self.responder, in_batch=in_batch, api_version=api_version, day=day)
+        prepared = prepare(params, self.responder, in_batch=in_batch, api_version=api_version, day=day,
+                           errors=errors)
         return finish(prepared, self.cache, key_id=key_id, message_id=message_id, service_tier=service_tier)

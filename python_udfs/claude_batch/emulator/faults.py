@@ -27,6 +27,9 @@ Batch faults (snapshotted into each batch when it is created):
 - ``never_finish``: new batches stay ``in_progress`` until they expire (24 h on the virtual clock);
   then every request comes back ``expired``.
 - ``processing_seconds``: processing time of new batches (overrides the server setting).
+- ``answer_errors``: the error model (errormodel.py): labels wrong on purpose, at seeded rates per
+  model, growing with pack size and position, with label confusions and unsure answers. Off when
+  absent. ``/v1/messages`` uses it live.
 
 Rate limits (windows of 60 s on the virtual clock; ``null`` or absent means unlimited):
 
@@ -58,11 +61,12 @@ _KNOWN = {
     "seed",
     "never_finish",
     "processing_seconds",
+    "answer_errors",
     *_RATE_KEYS,
 }
 
 # Keys copied into a batch at creation: they decide its outcome for its whole life.
-BATCH_KEYS = (*_FRACTIONS, "seed", "never_finish")
+BATCH_KEYS = (*_FRACTIONS, "seed", "never_finish", "answer_errors")
 
 
 def _number(config: dict, key: str, *, minimum: float = 0.0, maximum: float | None = None) -> None:
@@ -125,6 +129,10 @@ def validate(config: Any) -> dict:
     if config.get("never_finish") is not None and not isinstance(config["never_finish"], bool):
         raise ValueError("never_finish: expected true or false")
     _number(config, "processing_seconds")
+    if config.get("answer_errors") is not None:
+        from .errormodel import validate as validate_errors  # here: errormodel imports this module
+
+        config["answer_errors"] = validate_errors(config["answer_errors"])
     for key in _RATE_KEYS:
         _integer(config, key, minimum=1)
     return config

@@ -69,7 +69,8 @@ class HelperPool:
 
     def map_ordered(self, chunks: Iterable[list], script: dict, context: tuple) -> Iterator[list]:
         """Results of ``compute_lines`` for each chunk, in the chunks' order. ``context``:
-        ``(api_version, day)`` of the batch (the rules its requests are judged by)."""
+        ``(api_version, day, answer_errors)`` of the batch (the rules its requests are judged by,
+        and its error model configuration or None)."""
         if not self._procs:
             self._start()
         chunks = iter(chunks)
@@ -117,19 +118,23 @@ class HelperPool:
 
 
 def main() -> None:
+    from .config import register_extra_models_from_env
     from .responder import Responder
     from .worker import compute_lines
+
+    register_extra_models_from_env()  # the extra models of the emulator that started us
 
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     responder = Responder()
     while True:
         try:
-            script, (api_version, day), lines = _receive(stdin)
+            script, (api_version, day, errors), lines = _receive(stdin)
         except EOFError:
             return
         try:
             responder.script(script, replace=True)
-            result: tuple[str, Any] = ("ok", compute_lines(responder, lines, api_version=api_version, day=day))
+            result: tuple[str, Any] = (
+                "ok", compute_lines(responder, lines, api_version=api_version, day=day, errors=errors))
         except Exception:
             result = ("error", traceback.format_exc())
         _send(stdout, result)

@@ -33,9 +33,13 @@ The lexical heuristic (no model, no randomness; it is only meant to make demos p
   labels): every label scoring at least half the best score; at least one.
 
 Request shapes understood: our own client's (prompts.py: rows in the user message, answer JSON
-``{"groups": [{"label", "ids"}]}`` forced by output_config json_schema or a forced tool), and any
-other forced tool / JSON schema, answered with an instance of the schema whose enum fields hold the
-chosen label(s).
+grouped by label ``{"groups": [{"label", "ids"}]}`` or keyed by row ``{"rows": [{"id", "label"}]}``
+(``"labels": [...]`` when multi-label), forced by output_config json_schema or a forced tool; the
+answer comes back in the format the schema asks for), and any other forced tool / JSON schema,
+answered with an instance of the schema whose enum fields hold the chosen label(s).
+
+Wrong on purpose: with ``answer_errors`` in the fault configuration, the label(s) chosen above for
+each packed row are perturbed by the seeded error model in errormodel.py (off by default).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from .. import prompts
+from .errormodel import ErrorModel
 
 Directive = Any  # str | list[str] | {"label"} | {"labels"} | {"omit"} | {"raw"} | None
 Hook = Callable[[str, tuple, dict], Directive]
@@ -271,12 +276,19 @@ def parse_system(system: str) -> tuple[list[str], dict[str, str], dict[str, list
             payload = json.loads(answer.group(1))
         except ValueError:
             continue
-        for group in payload.get("groups", ()) if isinstance(payload, dict) else ():
+        payload = payload if isinstance(payload, dict) else {}
+        for group in payload.get("groups") or ():
             if not isinstance(group, dict):
                 continue
             for item_id in group.get("ids") or ():
                 if item_id in rows:
                     examples.setdefault(str(group.get("label")), []).append(rows[item_id])
+        for entry in payload.get("rows") or ():  # the keyed answer format
+            if not isinstance(entry, dict) or entry.get("id") not in rows:
+                continue
+            given = entry.get("labels") if isinstance(entry.get("labels"), list) else [entry.get("label")]
+            for label in given:
+                examples.setdefault(str(label), []).append(rows[entry["id"]])
     multi = "one or more of the labels" in system
     return names, descriptions, examples, multi
 
@@ -303,6 +315,17 @@ def _groups_label_schema(schema: Any) -> dict | None:
         item = schema["properties"]["groups"]["items"]["properties"]
         if "label" in item and "ids" in item:
             return item["label"]
+    except (KeyError, TypeError):
+        pass
+    return None
+
+
+def _keyed_label_schema(schema: Any) -> dict | None:
+    """The label (or labels) property schema when ``schema`` is our client's keyed answer format."""
+    try:
+        item = schema["properties"]["rows"]["items"]["properties"]
+        if "id" in item and ("label" in item or "labels" in item):
+            return item.get("label") or item["labels"]
     except (KeyError, TypeError):
         pass
     return None
@@ -448,17 +471,22 @@ class Responder:
         model, multi = cached
         return model, multi, model.names
 
-    def answer(self, params: dict) -> Answer:
+    def answer(self, params: dict, errors: ErrorModel | None = None) -> Answer:
+        """``errors``: the error model to perturb packed rows' labels with (None: off)."""
         tool_name, schema = self._output_target(params)
         text = user_text(params)
         system = system_text(params)
+        keyed = False
         label_schema = _groups_label_schema(schema) if schema is not None else None
+        if schema is not None and label_schema is None:
+            label_schema = _keyed_label_schema(schema)
+            keyed = label_schema is not None
         enum = _enum_of(label_schema if label_schema is not None else schema) if schema else None
         model, multi, names = self._model(tuple(enum or ()), system)
         rows = prompts.parse_rows(text)
 
         if rows and (label_schema is not None or (schema is None and names)):
-            payload = self._answer_rows(rows, model, multi, names, params)
+            payload = self._answer_rows(rows, model, multi, names, params, errors, keyed)
             if isinstance(payload, str):  # raw directive
                 return Answer(text=payload)
             if tool_name:
@@ -495,7 +523,11 @@ class Responder:
         multi: bool,
         names: tuple[str, ...],
         params: dict,
+        errors: ErrorModel | None = None,
+        keyed: bool = False,
     ) -> dict | str:
+        if errors is not None or keyed:
+            return self._answer_rows_per_row(list(rows), model, multi, names, params, errors, keyed)
         groups: dict[str, list[int]] = {}
         if not self._script and self._hook is None:
             # The common case, kept tight: it runs once per row of every batch request.
@@ -517,6 +549,48 @@ class Responder:
                 continue
             else:
                 labels = directive.labels
+            for label in labels:
+                groups.setdefault(label, []).append(item_id)
+        order = {name: i for i, name in enumerate(names)}
+        ordered = sorted(groups.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+        return {"groups": [{"label": label, "ids": sorted(ids)} for label, ids in ordered]}
+
+    def _answer_rows_per_row(
+        self,
+        rows: list[tuple[int, str]],
+        model: LabelModel,
+        multi: bool,
+        names: tuple[str, ...],
+        params: dict,
+        errors: ErrorModel | None,
+        keyed: bool,
+    ) -> dict | str:
+        """Each row's labels, in the request's order (its position matters to the error model),
+        then the answer in the format the schema asks for."""
+        answered: list[tuple[int, list[str]]] = []
+        model_id = str(params.get("model") or "")
+        for position, (item_id, row) in enumerate(rows, start=1):
+            directive = self._directive(row, names, params)
+            if directive is None:
+                labels = model.choose(row, multi)
+            elif directive.raw is not None:
+                return directive.raw
+            elif directive.omit:
+                continue
+            else:
+                labels = directive.labels
+            if errors is not None:
+                labels = errors.perturb(labels, names, model=model_id, text=row, pack_size=len(rows),
+                                        position=position, grouped=not keyed, neutral=model._neutral)
+                if labels is None:
+                    continue
+            answered.append((item_id, labels))
+        if keyed:
+            key = "labels" if multi else "label"
+            return {"rows": [{"id": item_id, key: list(labels) if multi else labels[0]}
+                             for item_id, labels in sorted(answered) if labels]}
+        groups: dict[str, list[int]] = {}
+        for item_id, labels in answered:
             for label in labels:
                 groups.setdefault(label, []).append(item_id)
         order = {name: i for i, name in enumerate(names)}

@@ -193,6 +193,17 @@ class EmulatorServer:
         value = self.faults.get("processing_seconds")
         return float(self.settings.processing_seconds if value is None else value)
 
+    def answer_errors(self):
+        """The live error model (errormodel.py) for /v1/messages calls, None when it is off; built
+        again only when the configuration changed."""
+        config = self.faults.get("answer_errors")
+        cached = getattr(self, "_answer_errors", (None, None))
+        if cached[0] != config:
+            from .errormodel import ErrorModel
+
+            cached = self._answer_errors = (config, ErrorModel.from_config(config))
+        return cached[1]
+
     def stats(self) -> dict:
         with self._stats_lock:
             counters = dict(self.counters)
@@ -547,7 +558,7 @@ class _Handler(BaseHTTPRequestHandler):
             emu.received.append(record("messages", None, params, rfc3339(emu.clock.now())))
         outcome = emu.engine.run(
             params, key_id=key_id, message_id=random_id("msg_"), service_tier="standard", in_batch=False,
-            api_version=api_version, day=emu.today(),
+            api_version=api_version, day=emu.today(), errors=emu.answer_errors(),
         )
         emu.limiter.record_message_tokens(outcome.billed_input, outcome.output_tokens)
         self._send_bytes(200, outcome.message_json.encode(), "application/json")

@@ -409,14 +409,6 @@ def _check_sampling(params: dict) -> None:
         raise _bad("stop_sequences: Input should be a valid list of strings")
 
 
-_GENERATION_RE = re.compile(r"^claude-[a-z]+-(\d+)(?:-|$)")
-
-
-def _generation(info: catalog.ModelInfo) -> int | None:
-    """The major version in a model's canonical id (claude-haiku-5-5 -> 5, claude-opus-4-8 -> 4).
-    models.json holds no prefill fact per model, so the 5.x rule below reads the id."""
-    match = _GENERATION_RE.match(info.name)
-    return int(match.group(1)) if match else None
 
 
 def _effort_rank(level: str) -> int:
@@ -490,8 +482,7 @@ def _check_model_rules(params: dict, info: catalog.ModelInfo) -> None:
 
     messages = params.get("messages")
     if isinstance(messages, list) and messages and messages[-1].get("role") == "assistant":
-        generation = _generation(info)
-        if generation is not None and generation >= 5:
+        if not info.assistant_prefill:
             # [H55][S55]: assistant prefill (a last message from the assistant) is a 400 on 5.x models.
             raise _bad(
                 "This model does not support assistant message prefill. "

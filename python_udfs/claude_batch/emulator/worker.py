@@ -32,6 +32,7 @@ from typing import Iterable, Iterator
 
 from .caching import PromptCache
 from .engine import Prepared, finish, prepare
+from .errormodel import ErrorModel
 from .errors import error_object
 from .faults import pick_outcome
 from .helpers import HelperError, HelperPool
@@ -59,16 +60,19 @@ def bucket_of(custom_id: str) -> int:
 
 
 def compute_lines(
-    responder: Responder, lines: Iterable[tuple[int, str]], *, api_version: str, day: date
+    responder: Responder, lines: Iterable[tuple[int, str]], *, api_version: str, day: date,
+    errors: dict | None = None,
 ) -> list[Computed]:
-    """The pure part of a chunk of request lines (runs here or in a helper process)."""
+    """The pure part of a chunk of request lines (runs here or in a helper process). ``errors``: the
+    batch's ``answer_errors`` configuration (errormodel.py), None when off."""
+    model = ErrorModel.from_config(errors)
     out: list[Computed] = []
     for index, raw in lines:
         item = json.loads(raw)
         try:
             # tuple(): a plain tuple pickles several times faster than a NamedTuple instance.
             prepared = tuple(
-                prepare(item["params"], responder, in_batch=True, api_version=api_version, day=day)
+                prepare(item["params"], responder, in_batch=True, api_version=api_version, day=day, errors=model)
             )
             out.append((index, item["custom_id"], prepared, None))
         except ParamsError as exc:
@@ -169,16 +173,17 @@ class Worker:
             yield chunk
 
     def _computed(
-        self, lines: Iterator[tuple[int, str]], parallel: bool, api_version: str, day: date
+        self, lines: Iterator[tuple[int, str]], parallel: bool, api_version: str, day: date,
+        errors: dict | None = None,
     ) -> Iterator[Computed]:
         if parallel and self._pool is not None:
             self.batches_in_helpers += 1
             script = self.responder.script_snapshot()
-            for computed in self._pool.map_ordered(self._chunks(lines), script, (api_version, day)):
+            for computed in self._pool.map_ordered(self._chunks(lines), script, (api_version, day, errors)):
                 yield from computed
         else:
             for chunk in self._chunks(lines):
-                yield from compute_lines(self.responder, chunk, api_version=api_version, day=day)
+                yield from compute_lines(self.responder, chunk, api_version=api_version, day=day, errors=errors)
 
     def _process(self, batch_id: str) -> None:
         try:
@@ -214,7 +219,9 @@ class Worker:
         try:
             with open(folder / "requests.jsonl", encoding="utf-8") as requests:
                 api_version, day = batch_api_version(meta), day_of(self.store.clock.now())
-                computed = self._computed(enumerate(requests), parallel, api_version, day)
+                # The error model as it was when the batch was created (like the other batch faults).
+                errors = (meta.get("faults") or {}).get("answer_errors")
+                computed = self._computed(enumerate(requests), parallel, api_version, day, errors)
                 for index, custom_id, prepared, problem in computed:
                     kind, line = self._result_line(meta, custom_id, prepared, problem)
                     counts[kind] += 1
