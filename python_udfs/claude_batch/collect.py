@@ -176,12 +176,13 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
     source = wh.read_jsonl_sql(path, {"custom_id": "VARCHAR", "result": "JSON"})
     # One typed parse of each line (from_json: a field of an unexpected type reads as NULL, it does
     # not fail the batch); the answer is kept as JSON when it is the one answer block we asked for
-    # (a forced tool call, or JSON text) and holds a groups array. The answer is found by block type:
-    # a model that thinks puts thinking blocks first [H55].
+    # (a forced tool call, or JSON text) and holds a groups array (a rows array in the keyed answer
+    # format). The answer is found by block type: a model that thinks puts thinking blocks first [H55].
     wh.execute(f"""
         CREATE OR REPLACE TEMP TABLE cb_tmp_lines AS
         SELECT ln, custom_id, item_count, type, error_type, error_message, u, raw,
-               CASE WHEN json_type(candidate, '$.groups') = 'ARRAY' THEN candidate END AS answer
+               CASE WHEN json_type(candidate, '$.{"rows" if spec.answer_format == "keyed" else "groups"}') = 'ARRAY'
+                    THEN candidate END AS answer
         FROM (
             SELECT ln, custom_id, item_count, type, error_type, error_message, u,
                    CASE WHEN type = 'succeeded' AND len(blocks) = 1 AND coalesce(stop_reason, '') <> 'max_tokens' THEN
@@ -257,7 +258,22 @@ def _outcomes_sql(spec: prompts.PromptSpec) -> str:
     """Every (request, row) an answer in ``cb_tmp_lines`` names, judged: the SQL twin of
     ``prompts.parse_answer`` (tests/unit/test_collect_parsers.py holds them to the same rules)."""
     # ids read as text: a JSON number and a digit string alike ('3'); anything else fails the digit test.
-    shape = '{"groups":[{"label":"JSON","ids":["VARCHAR"]}]}'
+    answers = "FROM cb_tmp_lines WHERE answer IS NOT NULL"
+    # (request, group) rows, a group being a struct of its label (JSON) and ids (text).
+    groups = f"""SELECT ln, item_count, unnest(from_json(answer, '{{"groups":[{{"label":"JSON","ids":["VARCHAR"]}}]}}').groups) AS g
+                 {answers}"""
+    if spec.answer_format == "keyed":
+        # Each label an entry gives its row is a group of that one id (prompts._keyed_pairs):
+        # single-label, the entry's `label`; multi-label, each element of its `labels` (an entry
+        # whose `labels` is not a list gives none: unnest of NULL is no rows).
+        value = '["JSON"]' if spec.multi_label else '"JSON"'
+        entries = f"""SELECT ln, item_count, unnest(from_json(answer, '{{"rows":[{{"id":"VARCHAR","{"labels" if spec.multi_label else "label"}":{value}}}]}}').rows) AS r
+                      {answers}"""
+        if spec.multi_label:
+            groups = f"""SELECT ln, item_count, {{'label': l, 'ids': [r.id]}} AS g
+                         FROM (SELECT ln, item_count, r, unnest(r.labels) AS l FROM ({entries}) e) f"""
+        else:
+            groups = f"SELECT ln, item_count, {{'label': r.label, 'ids': [r.id]}} AS g FROM ({entries}) e"
     names = "[" + ", ".join(quote_literal(n) for n in spec.label_names) + "]"
     toks = "[" + ", ".join(str(single_answer_tokens(n)) for n in spec.label_names) + "]"
     n_labels = len(spec.label_names)
@@ -301,8 +317,7 @@ def _outcomes_sql(spec: prompts.PromptSpec) -> str:
             FROM (SELECT ln, item_count,
                          CASE WHEN json_type(g.label) = 'VARCHAR' THEN json_extract_string(g.label, '$') END AS label,
                          g.ids
-                  FROM (SELECT ln, item_count, unnest(from_json(answer, '{shape}').groups) AS g
-                        FROM cb_tmp_lines WHERE answer IS NOT NULL) x) y
+                  FROM ({groups}) x) y
         ),
         pairs AS (  -- every (request, row id, label) named; ids must be whole numbers (or digit strings)
             SELECT ln, label, pos, item_id FROM (

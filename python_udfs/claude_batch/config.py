@@ -116,7 +116,7 @@ _OPTION_NAMES = {f.name for f in fields(ClassifierConfig)} - {
 }
 _SAMPLING_NAMES = ("temperature", "top_p", "top_k")
 _SPEC_NAMES = {"model", "instructions", "labels", "examples", "multi_label", "output_mode", "cache_ttl", "max_tokens",
-               *_SAMPLING_NAMES}
+               "answer_format", *_SAMPLING_NAMES}
 PRICE_KEYS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 _INPUT_NAMES = {"key", "text", "text_template"}
 
@@ -240,6 +240,10 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
     output_mode = merged.get("output_mode")
     if output_mode not in (None, "json_schema", "tool"):
         raise ConfigError(f"setting 'output_mode' must be json_schema or tool, got {output_mode!r}")
+    # The answer's shape is part of the prompt (schema and system text), so of the classifier version.
+    answer_format = merged.get("answer_format") or "grouped"
+    if answer_format not in prompts.ANSWER_FORMATS:
+        raise ConfigError(f"setting 'answer_format' must be grouped or keyed, got {answer_format!r}")
     cache_ttl = merged.get("cache_ttl", "1h")
     if cache_ttl not in ("5m", "1h"):
         raise ConfigError(f"setting 'cache_ttl' must be '5m' or '1h', got {cache_ttl!r}")
@@ -267,6 +271,7 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
         cache_ttl=cache_ttl,
         sampling=sampling,
         extra=tuple(sorted(extra_params.items())),
+        answer_format=answer_format,
     )
 
     opts: dict[str, Any] = {}

@@ -129,6 +129,7 @@ def _spec_for(store: StateStore, version: str, current: ClassifierConfig) -> pro
         cache_ttl=spec["cache_ttl"],
         sampling=tuple(tuple(pair) for pair in spec.get("sampling") or ()),  # older versions sent temperature
         extra=tuple(tuple(pair) for pair in spec["extra"]),
+        answer_format=spec.get("answer_format", "grouped"),  # versions recorded before it existed were grouped
     )
 
 

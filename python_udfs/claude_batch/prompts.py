@@ -10,10 +10,17 @@ Wire format (the emulator understands it too):
   ``>`` escaped, so row text can neither start another row nor pass for instructions. No closing
   tag: ``<row id="N">text</row>`` cost 8 tokens a row where ``<rN>`` costs 3, a quarter of a short
   review's own tokens (see docs/cost.md).
-- answer: JSON ``{"groups": [{"label": "positive", "ids": [1, 3]}, ...]}``. Grouping ids by label
-  costs about two output tokens a row however long the label names are, which keeps packed answers
-  close to the cost floor. The label is an ``enum`` in the schema, and every label is checked again
-  when the answer is parsed: the schema is a request to the model, not a guarantee.
+- answer (``answer_format``): ``grouped`` (the default), JSON ``{"groups": [{"label": "positive",
+  "ids": [1, 3]}, ...]}``: grouping ids by label costs about two output tokens a row however long
+  the label names are, which keeps packed answers close to the cost floor. ``keyed``, one label per
+  row id: ``{"rows": [{"id": 1, "label": "positive"}, ...]}`` (``"labels": [...]`` when
+  multi-label), about eleven tokens a row; models do better giving one label per item than listing
+  which items carry a label (Wang et al. 2024, arXiv 2406.10786; docs/quality.md weighs the two).
+  The keyed answer is a list of objects, not a map ``{"1": "positive"}`` (half the tokens), because
+  Anthropic's structured outputs need ``additionalProperties: false`` on every object, so a map
+  keyed by row id cannot be enforced by the schema (docs/quality.md). The label is an ``enum`` in
+  the schema either way, and every label is checked again when the answer is parsed: the schema is
+  a request to the model, not a guarantee.
 - output is forced either with ``output_config.format`` (JSON schema, for models that support it)
   or with a forced ``classify`` tool call, only where the model allows forced tool use with its
   thinking off (refused on Opus 5.5, Sonnet 5.5, Fable 5.x [O55][S55]).
@@ -43,6 +50,10 @@ _TOKENS_PER_LABEL = 12
 _TOKENS_PER_ROW = 4
 
 OutputMode = Literal["json_schema", "tool"]
+AnswerFormat = Literal["grouped", "keyed"]
+ANSWER_FORMATS = ("grouped", "keyed")
+# What a keyed answer's entry costs beyond its label: `{"id":123,"label":""},` is 11 tokens.
+_KEYED_TOKENS_PER_ROW = 12
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,7 @@ class PromptSpec:
     # temperature/top_p/top_k, only when the API version is pinned to one that takes them (config.py)
     sampling: tuple[tuple[str, float], ...] = ()
     extra: tuple[tuple[str, Any], ...] = field(default=())  # other Messages params, sorted pairs
+    answer_format: AnswerFormat = "grouped"  # how the answer names rows: grouped by label, or keyed by row id
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -167,6 +179,25 @@ def answer_schema(spec: PromptSpec) -> dict:
 
 
 def _answer_schema(spec: PromptSpec) -> dict:
+    if spec.answer_format == "keyed":
+        label = {"type": "string", "enum": list(spec.label_names)}
+        key, value = ("labels", {"type": "array", "items": label}) if spec.multi_label else ("label", label)
+        return {
+            "type": "object",
+            "properties": {
+                "rows": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"id": {"type": "integer"}, key: value},
+                        "required": ["id", key],
+                        "additionalProperties": False,
+                    },
+                }
+            },
+            "required": ["rows"],
+            "additionalProperties": False,
+        }
     return {
         "type": "object",
         "properties": {
@@ -194,6 +225,13 @@ def _example_answer(groups: dict[str, list[int]]) -> str:
     )
 
 
+def _keyed_example_answer(spec: PromptSpec) -> str:
+    key = "labels" if spec.multi_label else "label"
+    rows = [{"id": i, key: list(e.labels) if spec.multi_label else e.labels[0]}
+            for i, e in enumerate(spec.examples, start=1)]
+    return json.dumps({"rows": rows}, separators=(",", ":"), ensure_ascii=False)
+
+
 def system_text(spec: PromptSpec) -> str:
     """The shared prefix: same bytes for every request of a classifier version."""
     return _cached(_system_text, spec)
@@ -217,11 +255,16 @@ def _system_text(spec: PromptSpec) -> str:
     ]
     for label in spec.labels:
         lines.append(f"- {label.name}: {label.description}" if label.description else f"- {label.name}")
-    lines += [
-        "",
-        'Answer with JSON only, shaped {"groups":[{"label":"<label>","ids":[<row ids>]}]}: one group per '
-        f"label that has rows, every row id listed {once}.",
-    ]
+    if spec.answer_format == "keyed":
+        shape = ('{"rows":[{"id":<row id>,"labels":["<label>"]}]}: one entry per row, with every label that applies'
+                 if spec.multi_label else '{"rows":[{"id":<row id>,"label":"<label>"}]}: one entry per row')
+        lines += ["", f"Answer with JSON only, shaped {shape}, every row id exactly once."]
+    else:
+        lines += [
+            "",
+            'Answer with JSON only, shaped {"groups":[{"label":"<label>","ids":[<row ids>]}]}: one group per '
+            f"label that has rows, every row id listed {once}.",
+        ]
     if spec.examples:
         lines += ["", "Examples:"]
         groups: dict[str, list[int]] = {}
@@ -231,7 +274,8 @@ def _system_text(spec: PromptSpec) -> str:
             for name in example.labels:
                 groups.setdefault(name, []).append(i)
         lines.append(render_rows(rows))
-        lines.append(f"Answer: {_example_answer(groups)}")
+        answer = _keyed_example_answer(spec) if spec.answer_format == "keyed" else _example_answer(groups)
+        lines.append(f"Answer: {answer}")
     return "\n".join(lines)
 
 
@@ -239,8 +283,14 @@ def max_tokens_for(spec: PromptSpec, n_items: int) -> int:
     """Output budget scaled to the pack: enough for every id under every label it could get, in the
     model's tokens, plus room for thinking where the model cannot stop thinking."""
     info = catalog.model_info(spec.model)
-    per_row = _TOKENS_PER_ROW * (len(spec.labels) if spec.multi_label else 1)
-    budget = _ANSWER_BASE_TOKENS + _TOKENS_PER_LABEL * len(spec.labels) + per_row * n_items
+    if spec.answer_format == "keyed":
+        # One entry a row, with its label(s) written out: the longest label's tokens per label.
+        longest = max(tokens.count_text(json.dumps(name, ensure_ascii=False)) for name in spec.label_names)
+        per_row = _KEYED_TOKENS_PER_ROW + (longest + 1) * (len(spec.labels) if spec.multi_label else 1)
+        budget = _ANSWER_BASE_TOKENS + per_row * n_items
+    else:
+        per_row = _TOKENS_PER_ROW * (len(spec.labels) if spec.multi_label else 1)
+        budget = _ANSWER_BASE_TOKENS + _TOKENS_PER_LABEL * len(spec.labels) + per_row * n_items
     budget = tokens.scale(budget, info.tokenizer_ratio) + spec.thinking.headroom_tokens
     return min(budget, info.max_output_tokens)
 
@@ -422,19 +472,15 @@ def parse_answer(
     payload, raw = answer_payload(content)
     allowed = set(spec.label_names)
     wanted = set(item_ids)
-    groups = payload.get("groups") if isinstance(payload, dict) else None
-    if not isinstance(groups, list):
-        reason = "answer is not JSON of the form {\"groups\": [...]}"
+    key = "rows" if spec.answer_format == "keyed" else "groups"
+    entries = payload.get(key) if isinstance(payload, dict) else None
+    if not isinstance(entries, list):
+        reason = f"answer is not JSON of the form {{\"{key}\": [...]}}"
         return [ItemOutcome(i, "invalid_output", error=reason) for i in item_ids], raw
 
     got: dict[int, list[str]] = {}
     bad: dict[int, str] = {}
-    for group in groups:
-        if not isinstance(group, dict):
-            continue
-        label, ids = group.get("label"), group.get("ids")
-        if not isinstance(ids, list):
-            continue
+    for label, ids in (_keyed_pairs(entries, spec.multi_label) if key == "rows" else _grouped_pairs(entries)):
         for raw_id in ids:
             # Whole numbers, or strings of digits; anything else names no row (same rule in collect's SQL).
             if isinstance(raw_id, int) and not isinstance(raw_id, bool):
@@ -472,3 +518,24 @@ def parse_answer(
             ordered = tuple(name for name in spec.label_names if name in labels)
             outcomes.append(ItemOutcome(item_id, "succeeded", ordered))
     return outcomes, raw
+
+
+def _grouped_pairs(groups: list) -> Iterable[tuple[Any, list]]:
+    """(label, ids) of each group; a group that is not an object or whose ids are not a list names no row."""
+    for group in groups:
+        if isinstance(group, dict) and isinstance(group.get("ids"), list):
+            yield group.get("label"), group["ids"]
+
+
+def _keyed_pairs(rows: list, multi_label: bool) -> Iterable[tuple[Any, list]]:
+    """(label, [id]) for each label an entry gives its row: ``label`` (single-label), every element
+    of ``labels`` (multi-label; an entry whose ``labels`` is not a list names no row). The same
+    rules as a group of one id, so both formats are judged alike (and alike in collect's SQL)."""
+    for entry in rows:
+        if not isinstance(entry, dict):
+            continue
+        if not multi_label:
+            yield entry.get("label"), [entry.get("id")]
+        elif isinstance(entry.get("labels"), list):
+            for label in entry["labels"]:
+                yield label, [entry.get("id")]

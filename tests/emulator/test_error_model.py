@@ -33,7 +33,7 @@ CONFIG = {
 
 def spec(model: str = HAIKU, answer_format: str = "grouped", labels=LABELS) -> prompts.PromptSpec:
     return prompts.PromptSpec(model=model, instructions="Label the sentiment of each review.", labels=labels,
-                              **({"answer_format": answer_format} if answer_format != "grouped" else {}))
+                              answer_format=answer_format)
 
 
 def expected_error(config: dict, model: str, pack: int, position: int, grouped: bool) -> float:
@@ -122,6 +122,21 @@ def test_measured_accuracy_unsure_share_confusion_and_agreement_match_the_config
     expected = sum(expected_error(CONFIG, HAIKU, 20, packed[t][1], True)
                    - expected_error(CONFIG, HAIKU, 1, 1, True) for t in texts) / n
     within(differ, expected, n)
+
+
+def test_keyed_answers_carry_the_same_errors_without_the_grouped_extra(emulator, client, gold):
+    texts = sorted(gold)
+    n = len(texts)
+    emulator.script({t: gold[t] for t in texts})
+    emulator.set_faults(answer_errors=CONFIG)
+    keyed = classify(client, spec(answer_format="keyed"), texts, 20)
+    grouped = classify(client, spec(), texts, 20)
+    wrong = [t for t in texts if keyed[t][0] not in ((gold[t],), ("unsure",))]
+    within(len(wrong) / n, sum(expected_error(CONFIG, HAIKU, 20, keyed[t][1], False) for t in texts) / n, n)
+    assert all(grouped[t][0] == keyed[t][0] for t in wrong)  # nested: wrong keyed, wrong the same way grouped
+    within(sum(grouped[t][0] != keyed[t][0] for t in texts) / n, CONFIG["grouped_extra"], n)
+    one_keyed, one_grouped = (classify(client, spec(answer_format=f), texts[:500], 1) for f in ("keyed", "grouped"))
+    assert one_keyed == one_grouped  # one row a request: the same question in either format
 
 
 def test_per_model_base_rate_and_the_seed(emulator, client, gold):

@@ -35,22 +35,58 @@ def answers(rng: random.Random, n_items: int):
         yield {"groups": groups}
 
 
+def keyed_answers(rng: random.Random, n_items: int):
+    """The keyed format's spread: entries per row (some twice, some missing), junk ids and labels,
+    entries that are not objects, `labels` that are not lists, answers of the other format."""
+    names = [label.name for label in LABELS] + ["bogus", None, 7, ["pos"]]
+    junk_ids = [0, n_items + 1, str(rng.randint(1, n_items)), 2.0, True, "x", None, -1, "01", " 2", "+3", [1],
+                {"id": 1}, 1e300, 2**70]
+    for _ in range(160):
+        kind = rng.random()
+        if kind < 0.05:
+            yield {"groups": [{"label": "pos", "ids": [1]}]}
+            continue
+        if kind < 0.08:
+            yield {"rows": {"1": "pos"}}
+            continue
+        rows = []
+        for _ in range(rng.randint(0, n_items + 2)):
+            item = rng.randint(1, n_items) if rng.random() < 0.8 else rng.choice(junk_ids)
+            entry = {"id": item}
+            roll = rng.random()
+            if roll < 0.04:
+                entry = rng.choice(["junk", 3, ["pos"], None])
+            elif roll < 0.08:
+                entry = {"label": "pos"}  # no id
+            else:
+                entry["label"] = rng.choice(names)
+                if rng.random() < 0.5:  # multi-label entries (and stray ones on single-label answers)
+                    entry["labels"] = rng.choice([[rng.choice(names) for _ in range(rng.randint(0, 3))], "pos", None])
+                if rng.random() < 0.3:
+                    entry.pop("label")
+            rows.append(entry)
+        yield {"rows": rows}
+
+
 # Past collect.BIT_LABELS labels the SQL judge takes its general aggregates instead of a bit mask.
 MANY_LABELS = LABELS + tuple(prompts.Label(f"extra {i}") for i in range(collect.BIT_LABELS))
 
 
+@pytest.mark.parametrize("answer_format", prompts.ANSWER_FORMATS)
 @pytest.mark.parametrize("labels", [LABELS, MANY_LABELS], ids=["bits", "many"])
 @pytest.mark.parametrize("multi", [False, True])
 @pytest.mark.parametrize("mode", ["tool", "text"])
-def test_sql_and_python_parsers_agree(tmp_path, multi, mode, labels):
-    spec = prompts.PromptSpec(model="claude-sonnet-5-5", instructions="i", labels=labels, multi_label=multi)
+def test_sql_and_python_parsers_agree(tmp_path, multi, mode, labels, answer_format):
+    spec = prompts.PromptSpec(model="claude-sonnet-5-5", instructions="i", labels=labels, multi_label=multi,
+                              answer_format=answer_format)
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     store = StateStore(Warehouse(con))
     store.ensure()
     rng = random.Random(7 if multi else 3)
     n_items = 4
     lines, expected = [], {}
-    for k, payload in enumerate(answers(rng, n_items)):
+    corpus = keyed_answers(rng, n_items) if answer_format == "keyed" else answers(rng, n_items)
+    for k, payload in enumerate(corpus):
         cid = f"sub-{k:06d}"
         con.execute(f"INSERT INTO {store.t['cb_requests']} (custom_id, submission_key, item_count, status) "
                     "VALUES (?, 'sub', ?, 'in_flight')", [cid, n_items])
