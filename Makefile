@@ -30,6 +30,7 @@ bench: setup
 	$(BIN)/python bench/cost.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/noop_run.py
+	$(BIN)/python bench/quality.py
 
 clean:
 	rm -rf target logs dbt_packages integration_tests/target integration_tests/dbt_packages integration_tests/logs
