@@ -216,9 +216,8 @@ def next_months_emulator(tmp_path):
     proc.wait(10)
 
 
-def test_a_model_only_the_api_knows_runs_priced_from_config(tmp_path, next_months_emulator, dbt_deps):
-    from conftest import DbtProject
-
+def test_a_model_only_the_api_knows_runs_priced_from_config(tmp_path, next_months_emulator, project):
+    DbtProject = type(project)  # the integration conftest's project class, on the other emulator
     assert not catalog.is_known("claude-haiku-6")
     (tmp_path / "priced").mkdir()
     project = DbtProject(tmp_path / "priced", next_months_emulator)
@@ -241,9 +240,8 @@ def test_a_model_only_the_api_knows_runs_priced_from_config(tmp_path, next_month
     assert sum(r["cost_usd"] for r in got.values()) == pytest.approx(billed)
 
 
-def test_a_model_only_the_api_knows_without_prices_has_null_costs(tmp_path, next_months_emulator, dbt_deps):
-    from conftest import DbtProject
-
+def test_a_model_only_the_api_knows_without_prices_has_null_costs(tmp_path, next_months_emulator, project):
+    DbtProject = type(project)  # the integration conftest's project class, on the other emulator
     (tmp_path / "unpriced").mkdir()
     project = DbtProject(tmp_path / "unpriced", next_months_emulator)
     project.add_reviews(REVIEWS)
