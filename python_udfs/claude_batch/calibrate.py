@@ -1,0 +1,425 @@
+"""Agreement checks without gold labels: a seeded sample classified under alternative configurations.
+
+Without gold labels, the next best evidence that a cheap configuration labels well is that it agrees
+with the expensive one: one row per request (../shared/reference/cost-model.md, "Cost is only half
+of it"). A calibration takes a seeded random sample of a classifier's distinct texts and sends it, in
+one batch, under these variants:
+
+- ``one_per_request``: one row a request, the reference every other variant is compared with;
+- ``as_configured``: the classifier's pack size and answer format, rows in sample order;
+- ``shuffled``: the same packs' rows in a seeded random order: rows whose label changes between it
+  and ``as_configured`` depend on their position in the pack (Lin et al. 2024, arXiv 2309.00384);
+- ``pack_size_N``: other pack sizes (default: twice the configured one);
+- ``other_format``: the configured pack size in the other answer format (grouped / keyed).
+
+Before anything is sent, every variant's requests are priced (upper bound: every input token uncached
+at the batch input price, ``max_tokens`` of output); variants are kept in that order while the total
+stays within ``max_usd`` (default: the classifier's ``max_usd_per_run``, else no cap), and the
+reference must fit or nothing is sent. Results are state tables in the classifier's state schema,
+per calibration and classifier version:
+
+- ``cb_calibrations``: one row per calibration (classifier, version, sample, seed, batch, status,
+  estimated and billed dollars);
+- ``cb_calibration_variants``: one row per variant (pack size, answer format, order, the variant's
+  own classifier version, requests, estimated and billed dollars);
+- ``cb_calibration_items``: one row per (variant, sampled text): its place in its pack, status, labels;
+
+and views:
+
+- ``cb_calibration_agreement``: per calibration and variant, overall (label NULL) and per reference
+  label: texts compared (both answered), agreement with ``one_per_request`` (the same label set),
+  Cohen's kappa (overall; label sets as categories) and the variant's billed dollars;
+- ``cb_calibration_position_changes``: the sampled texts whose label differs between
+  ``as_configured`` and ``shuffled`` (same pack size, another place).
+
+A calibration is resumable: run it again and it collects its batch once the batch has ended (or
+waits ``wait_seconds`` for it); a collected calibration is reused for the same classifier version,
+sample and variants until ``fresh=True``. ``recommended_pack_size`` picks the largest pack size whose
+agreement stays at or above a threshold (98 % by default), the rule ``pack_size: auto`` would follow.
+
+Use it from a dbt Python model that runs after the classifier (its settings are read from the state
+tables, so nothing is repeated)::
+
+    from claude_batch.calibrate import calibrate
+
+    def model(dbt, session):
+        dbt.config(materialized="table")
+        dbt.ref("review_sentiment")          # after the classifier
+        return calibrate(dbt, session, classifier="review_sentiment", source=dbt.source("app", "reviews"))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from . import catalog, config as config_mod, cost, prompts, source as source_rows, tokens
+from .config import ClassifierConfig, ConfigError
+from .warehouse import Warehouse, quote_literal
+
+log = logging.getLogger("claude_batch.calibrate")
+
+DEFAULT_SAMPLE = 200
+DEFAULT_MIN_AGREEMENT = 0.98
+
+_DDL = {
+    "cb_calibrations": """
+        calibration_id VARCHAR NOT NULL, classifier VARCHAR, version VARCHAR, sample_size INTEGER, seed BIGINT,
+        variants VARCHAR, batch_id VARCHAR, status VARCHAR, note VARCHAR, estimated_usd DOUBLE, billed_usd DOUBLE,
+        created_at TIMESTAMP, collected_at TIMESTAMP""",
+    "cb_calibration_variants": """
+        calibration_id VARCHAR NOT NULL, variant VARCHAR NOT NULL, ordinal INTEGER, pack_size INTEGER,
+        answer_format VARCHAR, shuffled BOOLEAN, variant_version VARCHAR, requests INTEGER,
+        estimated_usd DOUBLE, billed_usd DOUBLE""",
+    "cb_calibration_items": """
+        calibration_id VARCHAR NOT NULL, variant VARCHAR NOT NULL, text_hash VARCHAR NOT NULL, custom_id VARCHAR,
+        item_id INTEGER, position INTEGER, pack_rows INTEGER, status VARCHAR, labels VARCHAR[]""",
+}
+_VIEWS = {
+    # Every variant's answer beside the reference's, label sets as sorted strings (the categories).
+    "cb_calibration_pairs": """
+        SELECT v.calibration_id, c.classifier, c.version, v.variant, w.ordinal, v.text_hash,
+               array_to_string(list_sort(v.labels), ',') AS label, array_to_string(list_sort(r.labels), ',') AS reference
+        FROM {cb_calibration_items} v
+        JOIN {cb_calibration_items} r ON r.calibration_id = v.calibration_id AND r.text_hash = v.text_hash
+             AND r.variant = 'one_per_request'
+        JOIN {cb_calibrations} c ON c.calibration_id = v.calibration_id
+        JOIN {cb_calibration_variants} w ON w.calibration_id = v.calibration_id AND w.variant = v.variant
+        WHERE v.status = 'succeeded' AND r.status = 'succeeded'
+    """,
+    "cb_calibration_agreement": """
+        WITH p AS (SELECT * FROM {cb_calibration_pairs}),
+        n AS (SELECT calibration_id, variant, count(*) AS texts, avg(CAST(label = reference AS INTEGER)) AS agreement
+              FROM p GROUP BY ALL),
+        by_variant AS (SELECT calibration_id, variant, label AS cat, count(*) AS k FROM p GROUP BY ALL),
+        by_reference AS (SELECT calibration_id, variant, reference AS cat, count(*) AS k FROM p GROUP BY ALL),
+        margins AS (  -- pe: how often two labellers with these label shares would agree by chance
+            SELECT v.calibration_id, v.variant, sum(CAST(v.k AS DOUBLE) * r.k) / any_value(n.texts * n.texts) AS pe
+            FROM by_variant v JOIN by_reference r USING (calibration_id, variant, cat)
+            JOIN n USING (calibration_id, variant) GROUP BY ALL)
+        SELECT c.calibration_id, c.classifier, c.version, w.variant, w.ordinal, w.pack_size, w.answer_format,
+               w.shuffled, NULL::VARCHAR AS label, n.texts, n.agreement,
+               CASE WHEN m.pe < 1 THEN (n.agreement - m.pe) / (1 - m.pe) END AS kappa,
+               w.estimated_usd, w.billed_usd
+        FROM {cb_calibration_variants} w
+        JOIN {cb_calibrations} c ON c.calibration_id = w.calibration_id
+        LEFT JOIN n ON n.calibration_id = w.calibration_id AND n.variant = w.variant
+        LEFT JOIN margins m ON m.calibration_id = w.calibration_id AND m.variant = w.variant
+        UNION ALL
+        SELECT p.calibration_id, p.classifier, p.version, p.variant, any_value(p.ordinal), any_value(w.pack_size),
+               any_value(w.answer_format), any_value(w.shuffled), p.reference, count(*),
+               avg(CAST(p.label = p.reference AS INTEGER)), NULL, NULL, NULL
+        FROM p JOIN {cb_calibration_variants} w ON w.calibration_id = p.calibration_id AND w.variant = p.variant
+        GROUP BY p.calibration_id, p.classifier, p.version, p.variant, p.reference
+    """,
+    "cb_calibration_position_changes": """
+        SELECT a.calibration_id, c.classifier, c.version, a.text_hash, a.pack_rows,
+               a.position AS position_as_configured, s.position AS position_shuffled,
+               a.labels AS labels_as_configured, s.labels AS labels_shuffled, r.labels AS labels_one_per_request
+        FROM {cb_calibration_items} a
+        JOIN {cb_calibration_items} s ON s.calibration_id = a.calibration_id AND s.text_hash = a.text_hash
+             AND s.variant = 'shuffled'
+        LEFT JOIN {cb_calibration_items} r ON r.calibration_id = a.calibration_id AND r.text_hash = a.text_hash
+             AND r.variant = 'one_per_request'
+        JOIN {cb_calibrations} c ON c.calibration_id = a.calibration_id
+        WHERE a.variant = 'as_configured' AND a.status = 'succeeded' AND s.status = 'succeeded'
+          AND list_sort(a.labels) <> list_sort(s.labels)
+    """,
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    pack_size: int
+    answer_format: str
+    shuffled: bool = False
+
+
+def default_variants(cfg: ClassifierConfig, pack_sizes: Sequence[int] | None = None) -> list[Variant]:
+    fmt = cfg.spec.answer_format
+    other = "keyed" if fmt == "grouped" else "grouped"
+    out = [Variant("one_per_request", 1, fmt), Variant("as_configured", cfg.pack_size, fmt),
+           Variant("shuffled", cfg.pack_size, fmt, shuffled=True)]
+    for size in pack_sizes if pack_sizes is not None else (cfg.pack_size * 2,):
+        if int(size) not in (1, cfg.pack_size):
+            out.append(Variant(f"pack_size_{int(size)}", int(size), fmt))
+    out.append(Variant("other_format", cfg.pack_size, other))
+    return out
+
+
+class Calibration:
+    def __init__(self, cfg: ClassifierConfig, wh: Warehouse, source_sql: str, client: Any, *,
+                 sample_size: int = DEFAULT_SAMPLE, seed: int = 0, variants: Sequence[Variant] | None = None,
+                 max_usd: float | None = None):
+        if sample_size < 1:
+            raise ConfigError("calibration: sample_size must be at least 1")
+        self.cfg, self.wh, self.source_sql, self.client = cfg, wh, source_sql, client
+        self.sample_size, self.seed = int(sample_size), int(seed)
+        self.variants = list(variants or default_variants(cfg))
+        if self.variants[0].name != "one_per_request" or self.variants[0].pack_size != 1:
+            raise ConfigError("calibration: the first variant must be one_per_request (pack size 1), the reference")
+        self.max_usd = cfg.max_usd_per_run if max_usd is None else max_usd
+        self.t = {name: wh.state_table(name) for name in [*_DDL, *_VIEWS]}
+
+    # ------------------------------------------------------------------ state
+    def ensure(self) -> None:
+        self.wh.ensure_schema()
+        for name, cols in _DDL.items():
+            self.wh.execute(f"CREATE TABLE IF NOT EXISTS {self.t[name]} ({cols})")
+        for name, body in _VIEWS.items():
+            self.wh.execute(f"CREATE OR REPLACE VIEW {self.t[name]} AS {body.format(**self.t)}")
+
+    @property
+    def variants_key(self) -> str:
+        return json.dumps([dataclasses.astuple(v) for v in self.variants])
+
+    def existing(self) -> dict | None:
+        rows = self.wh.fetch_dicts(
+            f"SELECT * FROM {self.t['cb_calibrations']} WHERE classifier = ? AND version = ? AND sample_size = ? "
+            "AND seed = ? AND variants = ? ORDER BY created_at DESC LIMIT 1",
+            [self.cfg.name, self.cfg.version, self.sample_size, self.seed, self.variants_key])
+        return rows[0] if rows else None
+
+    # ------------------------------------------------------------------ sample and requests
+    def sample(self) -> list[tuple[str, str]]:
+        """(text_hash, text) of ``sample_size`` distinct texts, chosen by a seeded hash order: the same
+        sample for the same source, seed and size."""
+        rows = source_rows.rows_sql(self.wh, self.source_sql, self.cfg)
+        return [(str(h), t) for h, t in self.wh.fetchall(f"""
+            SELECT text_hash, any_value(text) FROM ({rows}) r WHERE skip_reason IS NULL
+            GROUP BY text_hash ORDER BY md5(CAST(text_hash AS VARCHAR) || ?) LIMIT ?""",
+            [str(self.seed), self.sample_size])]
+
+    def spec_for(self, variant: Variant) -> prompts.PromptSpec:
+        return dataclasses.replace(self.cfg.spec, answer_format=variant.answer_format)
+
+    def plan(self, sample: list[tuple[str, str]], calibration_id: str) -> list[dict]:
+        """Per variant: its requests (custom_id, params, [(item_id, position, text_hash)]) and estimate."""
+        info = catalog.model_info(self.cfg.spec.model)
+        band = info.prices[0] if info.prices else None
+        # The prefix is marked for caching as the classifier would mark it (one batch: the first
+        # request writes it, the rest read it); the estimate still counts it uncached (upper bound).
+        probe = prompts.build_params(self.cfg.spec, [(1, "")], cache=False)
+        n_requests = sum(-(-len(sample) // v.pack_size) for v in self.variants)
+        cache = cost.cache_plan(self.cfg.spec.model, cost.prefix_tokens(probe), expected_requests=n_requests,
+                                batch=True, policy=self.cfg.cache, ttl=self.cfg.spec.cache_ttl).mark
+        out = []
+        for ordinal, variant in enumerate(self.variants):
+            order = list(sample)
+            if variant.shuffled:
+                random.Random(f"{self.seed}:{variant.name}").shuffle(order)
+            spec = self.spec_for(variant)
+            requests = []
+            for start in range(0, len(order), variant.pack_size):
+                pack = order[start:start + variant.pack_size]
+                items = [(i, text) for i, (_, text) in enumerate(pack, start=1)]
+                cid = f"cal{calibration_id}-{ordinal}-{start // variant.pack_size}"
+                params = prompts.build_params(spec, items, cache=cache)
+                requests.append({"custom_id": cid, "params": params,
+                                 "items": [(i, i, h) for i, (h, _) in enumerate(pack, start=1)]})
+            estimate = None
+            if band is not None:  # an upper bound: nothing cached, every max_tokens spent
+                estimate = sum((tokens.count_request(r["params"]) * band.input + r["params"]["max_tokens"] * band.output)
+                               for r in requests) * catalog.BATCH_DISCOUNT / cost.MTOK
+            out.append({"variant": variant, "ordinal": ordinal, "requests": requests, "estimated_usd": estimate,
+                        "version": config_mod.classifier_version(spec)})
+        return out
+
+    # ------------------------------------------------------------------ the steps
+    def submit(self) -> dict:
+        sample = self.sample()
+        calibration_id = uuid.uuid4().hex[:12]
+        planned = self.plan(sample, calibration_id)
+        kept, total, dropped = [], 0.0, []
+        for entry in planned:
+            usd = entry["estimated_usd"] or 0.0
+            if self.max_usd is not None and total + usd > self.max_usd:
+                dropped.append(entry["variant"].name)
+                continue
+            kept.append(entry)
+            total += usd
+        status, note, batch_id = "submitted", None, None
+        if dropped:
+            note = (f"budget ${self.max_usd:.4f}: variant(s) {', '.join(dropped)} not sent "
+                    f"(estimated ${sum(e['estimated_usd'] or 0 for e in planned):.4f} for all)")
+            log.warning("calibration of %s: %s", self.cfg.name, note)
+        if not kept or kept[0]["variant"].name != "one_per_request" or len(kept) < 2:
+            status, kept = "over_budget", []
+        log.info("calibration of %s v%s: %d texts, %d variant(s), estimated $%.4f", self.cfg.name, self.cfg.version,
+                 len(sample), len(kept), total)
+        with self.wh.transaction():  # the intent: the variants and items, before the batch exists
+            self.wh.execute(f"INSERT INTO {self.t['cb_calibrations']} VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, NULL, now(), NULL)",
+                            [calibration_id, self.cfg.name, self.cfg.version, self.sample_size, self.seed,
+                             self.variants_key, "submitting" if kept else status, note, total])
+            for entry in kept:
+                v = entry["variant"]
+                self.wh.execute(f"INSERT INTO {self.t['cb_calibration_variants']} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                                [calibration_id, v.name, entry["ordinal"], v.pack_size, v.answer_format, v.shuffled,
+                                 entry["version"], len(entry["requests"]), entry["estimated_usd"]])
+                rows = [(text_hash, r["custom_id"], item_id, position, len(r["items"]))
+                        for r in entry["requests"] for item_id, position, text_hash in r["items"]]
+                self.wh.insert_columns(self.t["cb_calibration_items"], {
+                    "calibration_id": [calibration_id] * len(rows), "variant": [v.name] * len(rows),
+                    "text_hash": [x[0] for x in rows], "custom_id": [x[1] for x in rows],
+                    "item_id": [x[2] for x in rows], "position": [x[3] for x in rows],
+                    "pack_rows": [x[4] for x in rows], "status": ["in_flight"] * len(rows)})
+        if kept:
+            batch = self.client.messages.batches.create(
+                requests=[{"custom_id": r["custom_id"], "params": r["params"]} for e in kept for r in e["requests"]])
+            batch_id = batch.id
+            self.wh.execute(f"UPDATE {self.t['cb_calibrations']} SET batch_id = ?, status = 'submitted' "
+                            "WHERE calibration_id = ?", [batch_id, calibration_id])
+        return self.load(calibration_id)
+
+    def load(self, calibration_id: str) -> dict:
+        return self.wh.fetch_dicts(f"SELECT * FROM {self.t['cb_calibrations']} WHERE calibration_id = ?",
+                                   [calibration_id])[0]
+
+    def collect(self, row: dict) -> dict:
+        """Write the batch's answers if it has ended; the calibration row as it then is."""
+        batch = self.client.messages.batches.retrieve(row["batch_id"])
+        if batch.processing_status != "ended":
+            return row
+        variants = {v["variant"]: v for v in self.wh.fetch_dicts(
+            f"SELECT * FROM {self.t['cb_calibration_variants']} WHERE calibration_id = ?", [row["calibration_id"]])}
+        items: dict[str, list[tuple[int, str]]] = {}
+        for cid, item_id, variant in self.wh.fetchall(
+                f"SELECT custom_id, item_id, variant FROM {self.t['cb_calibration_items']} WHERE calibration_id = ?",
+                [row["calibration_id"]]):
+            items.setdefault(cid, []).append((item_id, variant))
+        billed: dict[str, float] = {}
+        outcomes = []
+        for line in self.client.messages.batches.results(row["batch_id"]):
+            entries = items.get(line.custom_id)
+            if not entries:
+                continue
+            variant = entries[0][1]
+            spec = self.spec_for(Variant(variant, variants[variant]["pack_size"], variants[variant]["answer_format"]))
+            result = line.result
+            if result.type != "succeeded":
+                outcomes += [(line.custom_id, item_id, result.type, None) for item_id, _ in entries]
+                continue
+            message = result.message.model_dump()
+            usage = cost.Usage.from_api(message.get("usage"))
+            billed[variant] = billed.get(variant, 0.0) + (cost.billed_usd(spec.model, usage) or 0.0)
+            parsed, _ = prompts.parse_answer(spec, message.get("content") or [], sorted(i for i, _ in entries))
+            outcomes += [(line.custom_id, o.item_id, o.status, list(o.labels) if o.status == "succeeded" else None)
+                         for o in parsed]
+        with self.wh.transaction():
+            for cid, item_id, status, labels in outcomes:
+                self.wh.execute(f"UPDATE {self.t['cb_calibration_items']} SET status = ?, labels = ? "
+                                "WHERE calibration_id = ? AND custom_id = ? AND item_id = ?",
+                                [status, labels, row["calibration_id"], cid, item_id])
+            for variant, usd in billed.items():
+                self.wh.execute(f"UPDATE {self.t['cb_calibration_variants']} SET billed_usd = ? "
+                                "WHERE calibration_id = ? AND variant = ?", [usd, row["calibration_id"], variant])
+            self.wh.execute(f"UPDATE {self.t['cb_calibrations']} SET status = 'collected', billed_usd = ?, "
+                            "collected_at = now() WHERE calibration_id = ?", [sum(billed.values()), row["calibration_id"]])
+        return self.load(row["calibration_id"])
+
+    def agreement(self, calibration_id: str) -> list[dict]:
+        return self.wh.fetch_dicts(
+            f"SELECT * FROM {self.t['cb_calibration_agreement']} WHERE calibration_id = ? "
+            "ORDER BY ordinal, label NULLS FIRST", [calibration_id])
+
+    def run(self, *, fresh: bool = False, wait_seconds: float = 0.0, poll_seconds: float = 5.0) -> dict:
+        """Submit (or find) this classifier version's calibration and collect it when it has ended."""
+        self.ensure()
+        row = None if fresh else self.existing()
+        if row is None:
+            row = self.submit()
+        deadline = time.monotonic() + wait_seconds
+        while row["status"] == "submitted":
+            row = self.collect(row)
+            if row["status"] != "submitted" or time.monotonic() >= deadline:
+                break
+            time.sleep(poll_seconds)
+        agreement = self.agreement(row["calibration_id"]) if row["status"] == "collected" else []
+        recommended = recommended_pack_size(agreement) if agreement else None
+        if agreement:
+            log.info("calibration of %s v%s: %s; pack_size auto would pick %s", self.cfg.name, self.cfg.version,
+                     ", ".join(f"{a['variant']} {a['agreement']:.1%}" for a in agreement if a["label"] is None
+                               and a["agreement"] is not None), recommended)
+        return {"calibration": row, "agreement": agreement, "recommended_pack_size": recommended}
+
+
+def recommended_pack_size(agreement: Sequence[dict], min_agreement: float = DEFAULT_MIN_AGREEMENT) -> int:
+    """The largest pack size (in the configured answer format, rows in order) whose agreement with one
+    row per request is at least ``min_agreement``; 1 when none is."""
+    best = 1
+    for row in agreement:
+        if row["label"] is not None or row["shuffled"] or row["variant"] == "other_format" or row["agreement"] is None:
+            continue
+        if row["agreement"] >= min_agreement and row["pack_size"] > best:
+            best = int(row["pack_size"])
+    return best
+
+
+# ---------------------------------------------------------------------------- the classifier's settings
+
+
+def config_from_state(wh: Warehouse, classifier: str) -> ClassifierConfig:
+    """The classifier's configuration as its latest run recorded it (cb_runs -> cb_versions)."""
+    t = lambda name: wh.state_table(name)  # noqa: E731
+    found = wh.fetchall(
+        f"SELECT v.settings_json FROM {t('cb_runs')} r JOIN {t('cb_versions')} v "
+        "ON v.classifier = r.classifier AND v.version = r.version "
+        "WHERE r.classifier = ? ORDER BY r.started_at DESC LIMIT 1", [classifier])
+    if not found:
+        raise ConfigError(f"calibration: classifier {classifier!r} has no run in the state tables yet: run it first")
+    settings = json.loads(found[0][0])
+    spec = settings["spec"]
+    options: dict[str, Any] = {
+        "key": settings["key_columns"], "text": settings.get("text_column"), "text_template": settings.get("text_template"),
+        "labels": {label["name"]: label["description"] for label in spec["labels"]},
+        "instructions": spec["instructions"], "model": spec["model"], "multi_label": spec["multi_label"],
+        "examples": [{"text": e["text"], "labels": e["labels"]} for e in spec["examples"]],
+        "output_mode": spec.get("output_mode"), "cache_ttl": spec.get("cache_ttl", "1h"),
+        "answer_format": spec.get("answer_format", "grouped"),
+        **{k: v for k, v in spec.get("sampling") or ()},
+    }
+    if spec.get("extra"):
+        options["extra"] = dict(spec["extra"])
+    for key in ("pack_size", "max_pack_chars", "max_text_chars", "on_too_long", "max_usd_per_run", "state_schema",
+                "api_version", "prices", "cache"):
+        if settings.get(key) is not None:
+            options[key] = settings[key]
+    cfg = config_mod.build_config(classifier, options)
+    if cfg.version != settings["version"]:
+        raise ConfigError(f"calibration: the recorded settings of {classifier!r} rebuild version {cfg.version}, "
+                          f"not {settings['version']}")
+    return cfg
+
+
+def calibrate(dbt: Any, session: Any, *, classifier: str, source: Any, sample_size: int = DEFAULT_SAMPLE,
+              seed: int = 0, pack_sizes: Sequence[int] | None = None, max_usd: float | None = None,
+              fresh: bool = False, wait_seconds: float = 0.0, poll_seconds: float = 5.0,
+              state_schema: str = "claude_batch", client: Any | None = None):
+    """A dbt Python model's calibration of ``classifier`` (see the module docstring); returns the
+    agreement rows (empty until the batch has ended: run the model again)."""
+    from .client import make_client
+
+    database = getattr(dbt.this, "database", None)
+    wh = Warehouse(session, database=database, state_schema=state_schema)
+    cfg = config_from_state(wh, classifier)
+    client = client or make_client(api_version=cfg.api_version)
+    job = Calibration(cfg, wh, source_rows.relation_sql(source), client, sample_size=sample_size, seed=seed,
+                      variants=default_variants(cfg, pack_sizes), max_usd=max_usd)
+    out = job.run(fresh=fresh, wait_seconds=wait_seconds, poll_seconds=poll_seconds)
+    calibration_id = out["calibration"]["calibration_id"]
+    # The calibration's state and agreement rows (none until its batch has ended: run the model again).
+    return wh.relation(f"""
+        SELECT c.calibration_id, c.status AS calibration_status, c.estimated_usd AS calibration_estimated_usd,
+               c.billed_usd AS calibration_billed_usd, a.variant, a.pack_size, a.answer_format, a.shuffled, a.label,
+               a.texts, a.agreement, a.kappa, a.billed_usd,
+               {out['recommended_pack_size'] or 'NULL'} AS recommended_pack_size
+        FROM {job.t['cb_calibrations']} c LEFT JOIN {job.t['cb_calibration_agreement']} a USING (calibration_id)
+        WHERE c.calibration_id = {quote_literal(calibration_id)}""")
