@@ -15,5 +15,5 @@ def model(dbt, session):
             "neutral": "No clear opinion.",
         },
         instructions="Classify the sentiment of each review.",
-        options=dbt.config.get("claude"),
+        options=(dbt.config.get("meta") or {}).get("claude"),
     )
