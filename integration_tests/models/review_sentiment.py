@@ -14,5 +14,4 @@ def model(dbt, session):
             "neutral": "No clear opinion.",
         },
         examples=[("I love it", "positive"), ("It broke", "negative")],
-        options=dbt.config.get("claude"),
     )

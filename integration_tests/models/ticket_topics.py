@@ -13,5 +13,4 @@ def model(dbt, session):
                 "product": "broken, quality, defect, feature"},
         multi_label=True,
         instructions="Tag each support ticket with every topic it mentions.",
-        options=dbt.config.get("claude"),
     )

@@ -15,5 +15,4 @@ def model(dbt, session):
         },
         instructions="Classify the sentiment of each product review.",
         examples=[("Works perfectly, I love it.", "positive"), ("Broke after two days.", "negative")],
-        options=dbt.config.get("claude"),
     )

@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from . import batches, catalog, cost, prompts, tokens
+from . import batches, catalog, cost, prompts, tmpfiles, tokens
 from .crashpoints import checkpoint
 from .state import StateStore
 from .warehouse import Warehouse, quote_literal
@@ -477,7 +477,7 @@ def collect_batch(store: StateStore, client: Any, sub: dict, spec: prompts.Promp
         got = apply_staging(store, staging, sub["submission_key"], classifier=classifier,
                             batch_id=sub["batch_id"], model=sub["model"])
     else:
-        with tempfile.TemporaryDirectory(dir=work_dir, prefix="claude_batch_") as tmp:
+        with tmpfiles.temp_dir("results", dir=work_dir) as tmp:  # named after this process (tmpfiles.sweep)
             path = Path(tmp) / f"{sub['batch_id']}.jsonl"
             batches.download_results(client, sub["batch_id"], path, expected_lines=expected)
             checkpoint("after_download")

@@ -27,7 +27,7 @@ from typing import Any
 import anthropic
 import numpy as np
 
-from . import batches, bodies, catalog, collect, config as config_mod, cost, lifecycle, packing, prompts, tokens
+from . import batches, bodies, catalog, collect, config as config_mod, cost, dbt_context, lifecycle, packing, prompts, tmpfiles, tokens
 from .errors import ApiContractError
 from . import estimate as estimate_mod
 from . import source as source_rows
@@ -53,16 +53,21 @@ PENDING = "cb_tmp_pending"  # this run's pending items (temp table): rn, text_ha
 PER_VERSION = "cb_tmp_per_version"  # this run's StateStore.per_version_sql, materialised by gather
 
 
+# One sink per line: dbt's logger when dbt is there (its console and dbt.log; it prints outside a dbt
+# invocation too), else Python's logging. Both at once printed every warning twice in a dbt run,
+# since dbt's tracking library configures the root logger to print to stderr.
 def info(message: str) -> None:
     if _dbt_log is not None:
         _dbt_log.info(f"claude_batch: {message}")
-    _py_log.info(message)
+    else:
+        _py_log.info(message)
 
 
 def warn(message: str) -> None:
     if _dbt_log is not None:
         _dbt_log.warning(f"claude_batch: {message}")
-    _py_log.warning(message)
+    else:
+        _py_log.warning(message)
 
 
 @dataclass
@@ -168,21 +173,43 @@ class Pipeline:
         collecting, not before: a big collect then has the warehouse's memory to itself.
         """
         keys = source_rows.key_list(self.wh, self.cfg.key_columns, "r")
+        # Rows seen by earlier runs (same key and raw text) are not hashed again (source.scan_sql): on
+        # long texts the md5 text key was most of a nightly no-op run.
+        prints, scan = self.store.t["cb_source_prints"], source_rows.scan_signature(self.wh, self.cfg)
+        where = f"classifier = {_lit(self.cfg.name)} AND scan = {_lit(scan)}"
         self.wh.execute(f"""
             CREATE OR REPLACE TEMP TABLE {ROWS} AS
             SELECT {keys},
                    CASE WHEN r.skip_reason IS NULL
                              AND r.text_hash NOT IN (SELECT text_hash FROM ({done_sql}) d WHERE text_hash IS NOT NULL)
                         THEN r.text END AS text,
-                   r.text_hash, r.truncated, r.skip_reason
-            FROM ({source_rows.rows_sql(self.wh, self.source_sql, self.cfg)}) r""")
+                   r.text_hash, r.truncated, r.skip_reason, r.fp, r.known
+            FROM ({source_rows.scan_sql(self.wh, self.source_sql, self.cfg,
+                                        f"SELECT fp, text_hash, truncated, skip_reason FROM {prints} WHERE {where}")}) r""")
         keys = source_rows.key_list(self.wh, self.cfg.key_columns)
-        total, null_keys, dup_keys = self.wh.fetchall(
-            "SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE nk), 0), count(*) FILTER (WHERE NOT nk AND n > 1) "
-            f"FROM (SELECT {keys}, skip_reason IS NOT DISTINCT FROM 'null_key' AS nk, count(*) AS n "
+        total, null_keys, dup_keys, done, fresh = self.wh.fetchall(
+            "SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE nk), 0), count(*) FILTER (WHERE NOT nk AND n > 1), "
+            "coalesce(sum(done), 0), coalesce(sum(fresh), 0) "
+            f"FROM (SELECT {keys}, skip_reason IS NOT DISTINCT FROM 'null_key' AS nk, count(*) AS n, "
+            "count(*) FILTER (WHERE text IS NULL AND skip_reason IS NULL) AS done, "
+            "count(*) FILTER (WHERE NOT known) AS fresh "
             "FROM cb_tmp_rows GROUP BY ALL) k"
         )[0]
         self.run.source_rows = int(total)
+        self._done_rows = int(done)  # rows whose text has a stored result or is in flight (the log says which)
+        if fresh:
+            # New or changed rows: store their fingerprints, and drop those no source row has any more
+            # (changed texts, deleted rows, another scan). One fingerprint, one answer: a fingerprint
+            # two different texts share (a 64-bit collision) is not stored, so those rows stay exact.
+            with self.wh.transaction():
+                self.wh.execute(f"DELETE FROM {prints} WHERE classifier = {_lit(self.cfg.name)} AND "
+                                f"(scan <> {_lit(scan)} OR fp NOT IN (SELECT fp FROM {ROWS}))")
+                self.wh.execute(f"""
+                    INSERT INTO {prints} (classifier, scan, fp, text_hash, truncated, skip_reason)
+                    SELECT {_lit(self.cfg.name)}, {_lit(scan)}, fp, any_value(text_hash), any_value(truncated),
+                           any_value(skip_reason)
+                    FROM {ROWS} WHERE NOT known
+                    GROUP BY fp HAVING count(DISTINCT text_hash) <= 1 AND count(DISTINCT skip_reason) <= 1""")
         for count, note in (
             (null_keys, f"{null_keys} source row(s) have a null key: not sent, not in the output"),
             (dup_keys, f"{dup_keys} key(s) appear on more than one source row: every such row is classified "
@@ -234,7 +261,11 @@ class Pipeline:
                 self.store.record_submitted(prefix, mine)
                 continue
             age = (datetime.now(timezone.utc) - intent_at).total_seconds()
-            if not unverified and age >= self.cfg.reconcile_grace_seconds:
+            # No batch of this size since the intent (less the clock skew): the create never produced
+            # one, so waiting out the grace would only delay the rows. We hold the classifier's lock, so
+            # the run that recorded the intent is over. The grace still covers candidates that were
+            # checked and found foreign; an unverified one always waits (never pay twice).
+            if not unverified and (not candidates or age >= self.cfg.reconcile_grace_seconds):
                 self.store.record_abandoned(prefix, "no batch found for this intent: the create call never reached the API")
                 info(f"submission {prefix} never reached the API; its {sub['item_count']} text(s) are pending again")
             else:
@@ -313,14 +344,17 @@ class Pipeline:
         per_version = f"SELECT * FROM {PER_VERSION}"
         self.scan_source(self.store.done_sql(self.cfg.version, self.cfg.max_attempts, per_version))
         sql = self.store.pending_sql(f"SELECT * FROM {ROWS}", self.cfg.version, per_version)
-        limit = f" LIMIT {int(self.cfg.max_rows_per_run)}" if self.cfg.max_rows_per_run is not None else ""
+        # max_rows_per_run keeps the first rn (a filter: DuckDB 2.0.1 drops a LIMIT above this window
+        # when the results side of the join is empty, e.g. on a first run, so the cap was ignored).
+        cap = f" WHERE rn <= {int(self.cfg.max_rows_per_run)}" if self.cfg.max_rows_per_run is not None else ""
+        limit = ""
         if not self.wh.scalar(f"SELECT count(*) FROM (SELECT 1 FROM {ROWS} WHERE text IS NOT NULL LIMIT 1) x"):
             limit = " LIMIT 0"  # the usual nightly run: nothing to send, no lookup of attempts to build
         # rn numbers the items densely (packing is arithmetic on it). No ORDER BY: sorting a million
         # texts would cost more than the rest of the gather.
         self.wh.execute(f"""
             CREATE OR REPLACE TEMP TABLE {PENDING} AS
-            SELECT row_number() OVER () AS rn, *, length(text) AS chars FROM ({sql}) q{limit}""")
+            SELECT * FROM (SELECT row_number() OVER () AS rn, *, length(text) AS chars FROM ({sql}) q{limit}) w{cap}""")
         self.run.pending_texts = int(self.wh.scalar(f"SELECT count(*) FROM {PENDING}"))
         # The pending texts are copied out; the output needs the source rows' keys and hashes only.
         # Dropping the texts (a metadata change) gives the warehouse's memory back to what follows.
@@ -329,8 +363,10 @@ class Pipeline:
 
     def submit(self) -> None:
         pending = self.run.pending_texts
+        self._report_older_versions()
+        stored = self._stored_rows_note()
         if not pending:
-            info("nothing new to classify")
+            info(f"nothing new to classify: {stored or 'no source row to classify'}")
             return
         mode = self.cfg.mode
         if mode == "auto":
@@ -338,14 +374,13 @@ class Pipeline:
         self.run.mode = mode
         batch = mode == "batch"
         prefix = cost.prefix_tokens(prompts.build_params(self.cfg.spec, [(1, "")], cache=False))
-        plan = cost.cache_plan(
-            self.cfg.spec.model, prefix, expected_requests=max(1, pending // max(self.cfg.pack_size, 1)),
-            batch=batch, policy=self.cfg.cache,
-        )
-        if plan.message:
-            warn(plan.message)
         n_requests = packing.pack(self.wh, PENDING, pack_size=self.cfg.pack_size,
                                   max_pack_chars=self.cfg.max_pack_chars)
+        # Priced on the requests this run really makes (packing also cuts at max_pack_chars), after packing.
+        plan = cost.cache_plan(self.cfg.spec.model, prefix, expected_requests=n_requests, batch=batch,
+                               policy=self.cfg.cache, ttl=self.cfg.spec.cache_ttl)
+        if plan.message:
+            warn(plan.message)
         preflight = batch and self._needs_preflight()
         guard = _Guard(self, prefix, plan.mark, batch=batch, preflight=preflight)
         shapes = packing.shapes(self.wh)
@@ -368,11 +403,41 @@ class Pipeline:
             if first <= admitted:
                 self._submit_batches(shapes, admitted, prefix, plan.mark, first=first)
         guard.report()
-        info(f"planned {self.run.pending_texts:,} text(s) into {n_requests:,} request(s)")
+        if stored:  # texts and requests are in the estimate line and the run's summary: not said again here
+            info(f"not sent, other rows: {stored}")
         # The plan's tables hold every pending text (a million is hundreds of MB): free them now, not
         # when dbt closes the connection, for the collect, the output and the user's other models.
         packing.drop_plan(self.wh)
         self.wh.execute(f"DROP TABLE IF EXISTS {PENDING}")
+
+    def _stored_rows_note(self) -> str:
+        """How many source rows need nothing sent: answered from stored results (earlier runs, identical
+        texts, another classifier with the same version), or in flight."""
+        done = getattr(self, "_done_rows", 0)
+        busy = 0
+        if done and self.store.in_flight_requests():
+            busy = int(self.wh.scalar(
+                f"SELECT count(*) FROM {ROWS} s WHERE s.skip_reason IS NULL AND s.text_hash IN "
+                f"(SELECT text_hash FROM ({self.store.busy_sql(self.cfg.version)}) b)"))
+        if not done:
+            return ""
+        return f"{done - busy:,} row(s) answered from stored results" + (f", {busy:,} in flight" if busy else "")
+
+    def _report_older_versions(self) -> None:
+        """After a prompt, model or label change without reclassify, rows keep their older results: say
+        how many, and how to re-label them (else nothing tells the user their table mixes versions)."""
+        if self.cfg.reclassify or len(self.store.accepted_versions(self.cfg.name, self.cfg.version, False)) < 2:
+            return
+        v = _lit(self.cfg.version)
+        older = int(self.wh.scalar(f"""
+            SELECT count(*) FROM {ROWS} s
+            WHERE s.skip_reason IS NULL
+              AND s.text_hash IN (SELECT text_hash FROM {PER_VERSION} WHERE version <> {v} AND status = 'succeeded')
+              AND s.text_hash NOT IN (SELECT text_hash FROM {PER_VERSION} WHERE version = {v} AND status = 'succeeded')"""))
+        if older:
+            info(f"{older:,} row(s) keep the result of an older classifier version (the prompt, model or labels "
+                 f"changed since; current version {self.cfg.version}). To re-label them: dbt build --vars "
+                 "'{claude_reclassify: true}' (or reclassify: true in the model's claude settings)")
 
     def _needs_preflight(self) -> bool:
         """Before the first batch of a version, and again when the SDK, the API version or the model
@@ -397,7 +462,7 @@ class Pipeline:
         Bodies are rendered by the warehouse and streamed to the API (``bodies.py``).
         """
         encoder = prompts.RequestEncoder(self.cfg.spec, cache=cached)
-        scratch = tempfile.TemporaryDirectory(prefix="claude_batch_bodies_")
+        scratch = tmpfiles.temp_dir("bodies")  # named after this process: a run after a kill -9 removes it
         pool = None
         try:
             rows = bodies.render(self.wh, encoder, Path(scratch.name) / "rows")
@@ -411,6 +476,7 @@ class Pipeline:
             seq = self.store.next_intent_seq(self.cfg.name)
             started = time.monotonic()
             pending_total = int(shapes.n_items[first - 1:admitted].sum())
+            before = self.run.submitted_texts  # the preflight's texts were counted already: not these batches'
             workers = max(1, self.cfg.parallel_creates)
             pool = ThreadPoolExecutor(max_workers=workers)
             in_flight: list = []
@@ -429,9 +495,10 @@ class Pipeline:
                 self.run.submitted_requests += n_req
                 self.run.submitted_texts += n_items
                 elapsed = time.monotonic() - started
-                rate = self.run.submitted_texts / elapsed if elapsed > 0 else 0.0
-                left = (pending_total - self.run.submitted_texts) / rate if rate > 0 else 0.0
-                info(f"submitting: {self.run.submitted_texts:,}/{pending_total:,} text(s), {rate:,.0f}/s, ~{left:,.0f}s left")
+                done = self.run.submitted_texts - before
+                rate = done / elapsed if elapsed > 0 else 0.0
+                left = (pending_total - done) / rate if rate > 0 else 0.0
+                info(f"submitting: {done:,}/{pending_total:,} text(s), {rate:,.0f}/s, ~{left:,.0f}s left")
             while in_flight:
                 self._finish_create(*in_flight.pop(0))
         finally:
@@ -758,14 +825,23 @@ def classify(
     """Classify the source's rows incrementally; return the rows to merge into this model.
 
     Use in a dbt Python model materialized as ``incremental`` with ``unique_key`` = the key column(s)
-    and ``incremental_strategy='delete+insert'``. ``options`` is the model's ``claude`` config dict
-    (pass ``dbt.config.get("claude")``); keyword arguments win over it.
+    and ``incremental_strategy='delete+insert'``. Settings come from the model's ``meta.claude``
+    config (found in dbt's manifest: a Python model's ``dbt`` object only carries the keys its file
+    names), then ``options`` (a dict), then keyword arguments, each winning over the one before; the
+    vars ``claude_dry_run`` / ``claude_reclassify`` switch those settings on for any classifier.
     """
     this = dbt.this
     name = getattr(this, "identifier", None) or str(this).split(".")[-1].strip('"')
+    # Temp files of runs killed with kill -9 (dead PIDs only); and list dbt-duckdb's file holding this
+    # model's compiled code (the module that defines the ``dbt`` object), which a kill would leave too.
+    removed = tmpfiles.sweep()
+    if removed:
+        info(f"removed {len(removed)} temp file(s) left by killed runs")
+    tmpfiles.own_file(getattr(type(dbt).__init__, "__globals__", {}).get("__file__"))
+    options, forced = dbt_context.resolve(dbt_context.model_node(this), options, warn)
     cfg = config_mod.build_config(
         name, options, key=key, text=text, text_template=text_template, labels=labels,
-        instructions=instructions, examples=examples, **settings,
+        instructions=instructions, examples=examples, **{**settings, **forced},
     )
     database = getattr(this, "database", None)
     wh = Warehouse(session, database=database, state_schema=cfg.state_schema)

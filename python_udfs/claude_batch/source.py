@@ -89,3 +89,61 @@ def rows_sql(wh: Warehouse, source_sql: str, cfg: ClassifierConfig) -> str:
 def key_list(wh: Warehouse, cols: Sequence[str], alias: str | None = None) -> str:
     prefix = f"{alias}." if alias else ""
     return ", ".join(prefix + wh.q(c) for c in cols)
+
+
+# Bump when what a row's text key, truncation or skip reason is computed from changes (rows_sql):
+# fingerprints stored by an older scan are then not trusted, and every row is hashed again once.
+SCAN_FORMAT = 1
+
+
+def scan_signature(wh: Warehouse, cfg: ClassifierConfig) -> str:
+    """What a source row's text key, truncation and skip reason depend on, besides its key and raw text."""
+    import hashlib
+    import json
+
+    parts = [SCAN_FORMAT, wh.TEXT_KEY_SCHEME, list(cfg.key_columns), cfg.text_column, cfg.text_template,
+             int(cfg.max_text_chars), cfg.on_too_long]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def scan_sql(wh: Warehouse, source_sql: str, cfg: ClassifierConfig, prints_sql: str) -> str:
+    """``rows_sql``'s rows (keys, text, text_hash, truncated, skip_reason), plus ``fp`` and ``known``,
+    computing the expensive parts only for rows that are new or changed.
+
+    ``fp`` fingerprints the key and the raw text (``wh.fingerprint_sql``: 64-bit, several times faster
+    than the md5 text key on long texts); ``prints_sql`` yields (fp, text_hash, truncated, skip_reason)
+    stored by earlier runs, one row per fp. A row whose fingerprint is known takes those (``known``);
+    the others are rendered, checked and hashed as ``rows_sql`` does (a CASE branch is only evaluated
+    for the rows that take it). The raw text is read for every row, so a changed text is seen; it goes
+    unseen only if the new text has the old one's 64-bit hash too. ``text`` is cut from the raw text by
+    the (stored or computed) ``truncated`` flag, so a known row needs no length computation either.
+    """
+    keys = [wh.q(k) for k in cfg.key_columns]
+    limit = int(cfg.max_text_chars)
+    null_key = " OR ".join(f"s.{k} IS NULL" for k in keys)
+    blank = " AND ".join(
+        f"(s.{wh.q(c)} IS NULL OR regexp_matches({wh.text_sql('s.' + wh.q(c))}, '^[\\s\\x00]*$'))"
+        for c in cfg.text_columns) or "TRUE"
+    over = f"length(s.cb__raw) > {limit}"
+    if cfg.on_too_long == "truncate":
+        truncated, too_long = over, "NULL"
+    else:
+        truncated, too_long = "false", f"CASE WHEN {over} THEN 'too_long' END"
+    skip = f"CASE WHEN {null_key} THEN 'null_key' WHEN {blank} THEN 'empty_text' ELSE {too_long} END"
+    fresh_text = f"CASE WHEN {truncated} THEN left(s.cb__raw, {limit}) ELSE s.cb__raw END"
+    fp = wh.fingerprint_sql(*[f"s1.{k}" for k in keys], "s1.cb__raw")
+    return f"""
+        SELECT {", ".join(keys)}, fp, known,
+               CASE WHEN truncated THEN left(raw_text, {limit}) ELSE raw_text END AS text,
+               text_hash, truncated, skip_reason
+        FROM (
+            SELECT {", ".join(f"s.{k}" for k in keys)}, s.cb__fp AS fp, k.fp IS NOT NULL AS known,
+                   s.cb__raw AS raw_text,
+                   CASE WHEN k.fp IS NOT NULL THEN k.text_hash ELSE {wh.hash_sql(fresh_text)} END AS text_hash,
+                   CASE WHEN k.fp IS NOT NULL THEN k.truncated ELSE {truncated} END AS truncated,
+                   CASE WHEN k.fp IS NOT NULL THEN k.skip_reason ELSE {skip} END AS skip_reason
+            FROM (SELECT s1.*, {fp} AS cb__fp
+                  FROM (SELECT src.*, {text_expr(wh, cfg)} AS cb__raw FROM {source_sql} src) s1) s
+            LEFT JOIN ({prints_sql}) k ON k.fp = s.cb__fp
+        ) r
+    """

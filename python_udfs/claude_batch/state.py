@@ -152,6 +152,17 @@ _DDL = {
         message VARCHAR,
         checked_at TIMESTAMP
     """,
+    # What the last runs computed per source row, by a fingerprint of its key and raw text: a run
+    # re-hashes (md5) only rows that are new or changed, the expensive part of a nightly no-op run on
+    # long texts (source.scan_sql). Derived data: losing it costs one full hashing pass, nothing else.
+    "cb_source_prints": """
+        classifier VARCHAR NOT NULL,
+        scan VARCHAR NOT NULL,
+        fp {fingerprint} NOT NULL,
+        text_hash {text_key},
+        truncated BOOLEAN,
+        skip_reason VARCHAR
+    """,
 }
 
 _VIEWS = {
@@ -211,7 +222,8 @@ class StateStore:
         self.wh = wh
         self.result_writes = 0  # bumped by every write to cb_results (readers cache summaries of it)
         self.t = {name: wh.state_table(name) for name in [*_DDL, *_VIEWS]}
-        self.ddl = {name: cols.format(text_key=wh.text_key_type()) for name, cols in _DDL.items()}
+        self.ddl = {name: cols.format(text_key=wh.text_key_type(), fingerprint=wh.fingerprint_type())
+                    for name, cols in _DDL.items()}
 
     # ------------------------------------------------------------------ schema
     def ensure(self) -> None:

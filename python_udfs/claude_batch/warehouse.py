@@ -138,6 +138,14 @@ class Warehouse:
         """Column type of ``hash_sql``'s values in the state tables."""
         return "UUID"
 
+    def fingerprint_sql(self, *exprs: str) -> str:
+        """A cheap 64-bit fingerprint of values (several times faster than md5 on long texts): tells a
+        source row seen before from a new or changed one (``source.scan_sql``)."""
+        return f"hash({', '.join(exprs)})"
+
+    def fingerprint_type(self) -> str:
+        return "UBIGINT"
+
     def text_sql(self, expr: str) -> str:
         return f"CAST({expr} AS VARCHAR)"
 

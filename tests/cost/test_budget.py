@@ -14,7 +14,7 @@ def test_budget_guard_stops_at_the_budget_and_later_runs_finish(project, emulato
     project.add_reviews(rows)
     base = {"cb_pack_size": 10}  # 10 requests
 
-    project.dbt("run", vars={**base, "cb_dry_run": True})
+    project.dbt("run", vars={**base, "claude_dry_run": True})
     assert emulator.received() == []  # a dry run sends nothing
     (full,) = project.sql("SELECT estimated_usd FROM claude_batch.cb_runs WHERE dry_run")[0]
     assert full > 0

@@ -35,6 +35,7 @@ class DbtProject:
         self.db = tmp_path / "warehouse.duckdb"
         self.target = tmp_path / "target"
         self.logs = tmp_path / "logs"
+        self.project_dir = PROJECT  # a test may point it at a copy of the project
         self.env = {
             "CLAUDE_BATCH_DUCKDB": str(self.db),
             "DBT_TARGET_PATH": str(self.target),
@@ -86,7 +87,7 @@ class DbtProject:
 
     # ---------------------------------------------------------------- dbt
     def _args(self, command: str, select: str | None, vars: dict | None, extra: list[str]) -> list[str]:
-        args = [command, "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT),
+        args = [command, "--project-dir", str(self.project_dir), "--profiles-dir", str(self.project_dir),
                 "--log-path", str(self.logs), "--target-path", str(self.target)]
         if select:
             args += ["--select", select]

@@ -153,8 +153,8 @@ def test_prompt_change_does_not_reclassify_until_asked(project, emulator):
     table = project.table()
     assert {table[i]["classifier_version"] for i in (1, 2, 3)} == v1
     assert table[20]["classifier_version"] not in v1
-    project.dbt(vars={**changed, "cb_reclassify": True})
-    project.dbt(vars={**changed, "cb_reclassify": True})
+    project.dbt(vars={**changed, "claude_reclassify": True})
+    project.dbt(vars={**changed, "claude_reclassify": True})
     table = project.table()
     assert len({r["classifier_version"] for r in table.values()}) == 1
     assert table[1]["classifier_version"] not in v1
@@ -178,7 +178,7 @@ def test_multi_label_with_composite_key_and_template(project, emulator):
 
 def test_dry_run_sends_nothing_and_reports_estimate(project, emulator):
     project.add_reviews(REVIEWS)
-    project.dbt(vars={"cb_dry_run": True})
+    project.dbt(vars={"claude_dry_run": True})
     assert sum(sent_texts(emulator).values()) == 0
     est = project.sql("SELECT estimated_usd, note FROM claude_batch.cb_runs")
     assert est[0][0] > 0 and "dry run" in est[0][1]

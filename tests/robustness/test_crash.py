@@ -223,3 +223,56 @@ def test_crash_after_create_with_the_api_clock_behind_ours(project, emulator, cl
     project.settle(vars=VARS)
     assert final(project.table()) == clean_table
     assert twice(emulator) == {}
+
+
+def test_an_intent_that_never_reached_the_api_is_resolved_at_once(project, emulator, clean_table):
+    """after_intent, with the default grace (120 s): the API lists no batch of that size since the
+    intent, so the next run gives the intents up at once (rows pending again, no attempt used) and
+    sends the rows in that same run, instead of waiting two minutes with a warning on each run."""
+    default_grace = {k: v for k, v in VARS.items() if k != "cb_grace"}
+    project.add_reviews(ROWS)
+    crash(project, "after_intent")
+    assert batch_entries(emulator) == []
+    path = project.logs / "dbt.log"
+    before = path.stat().st_size if path.exists() else 0
+    project.dbt("run", vars=default_grace)
+    log = path.read_text()[before:]
+    assert "is unresolved" not in log, log
+    assert "never reached the API" in log
+    assert set(sent_rows(emulator)) == SENDABLE  # sent by that run, not two minutes later
+    assert {s["status"] for s in batches(project) if s["batch_id"] is None} == {"abandoned"}
+    project.settle(vars=default_grace)
+    assert final(project.table()) == clean_table
+    assert twice(emulator) == {}
+
+
+@pytest.mark.parametrize("step,phase", [("after_intent", "submit"), ("after_download", "collect")])
+def test_a_killed_runs_temp_files_are_removed_by_the_next_run(project, emulator, step, phase):
+    """kill -9 runs no cleanup: the killed run's request bodies or downloaded results, and dbt-duckdb's
+    compiled model file (tmp*.py), stay in $TMPDIR. The next run removes them (their PID is dead) and
+    leaves a live process's folder and a tmp*.py no classifier listed alone."""
+    import os
+    import re
+
+    from claude_batch import tmpfiles
+
+    project.add_reviews(ROWS)
+    if phase == "collect":
+        project.dbt("run", vars=VARS)
+        assert emulator.wait_idle(30)
+    crash(project, step)
+    tmp = project.tmp / "tmpdir"
+    left = {p.name for p in tmp.iterdir()}
+    ours = {n for n in left if n.startswith("claude_batch_bodies" if phase == "submit" else "claude_batch_results")}
+    model_files = {n for n in left if re.match(r"^tmp\w+\.py$", n)}
+    assert ours and model_files, left
+    live = tmp / f"claude_batch_bodies-{tmpfiles._host()}-{os.getpid()}-live"  # this test process: alive
+    live.mkdir()
+    foreign = tmp / "tmpnotaclassifier.py"  # another model's dbt-duckdb file: nobody listed it
+    foreign.write_text("# not ours\n")
+    proc = project.dbt_cli("run", vars=VARS, env={"TMPDIR": str(tmp)})
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    after = {p.name for p in tmp.iterdir()}
+    assert not (after & (ours | model_files)), after
+    assert live.is_dir() and foreign.is_file()
+    assert not [n for n in after if n.startswith("claude_batch_") and n != live.name], after

@@ -13,6 +13,6 @@ from claude_batch import classify
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    raw = dbt.config.get("rb_spec")  # on a line of its own: dbt's parser finds config keys this way
-    spec = json.loads(raw or "{}")
-    return classify(dbt, session, source=dbt.source("rb", "rows"), options=dbt.config.get("claude"), **spec)
+    meta = dbt.config.get("meta")  # on a line of its own: dbt's parser finds config keys this way
+    spec = json.loads((meta or {}).get("rb_spec") or "{}")
+    return classify(dbt, session, source=dbt.source("rb", "rows"), **spec)
