@@ -72,6 +72,7 @@ class ClassifierConfig:
     preflight: Literal["auto", "always", "never"] = "auto"
     api_version: str | None = None  # None: the SDK's own (2026-10-21 for SDK 2.x)
     prices: Mapping[str, float] | None = None  # USD per MTok, for a model our table lacks (or to override it)
+    columns: tuple[str, ...] = ()  # source columns copied into the output next to the key (not sent)
     extra: dict = field(default_factory=dict)
 
     @functools.cached_property
@@ -257,6 +258,7 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
                               f"known: {', '.join(sorted(catalog.api_versions()))}")
     sampling = _sampling(merged, model, api_version)
     prices = _prices(_json_setting("prices", merged.get("prices")))
+    columns = _columns(merged.get("columns"), key_columns)
     extra_params: dict[str, Any] = dict(_json_setting("extra", merged.get("extra")) or {})
     if "max_tokens" in merged and merged["max_tokens"] is not None:
         extra_params["max_tokens"] = _as_number("max_tokens", merged["max_tokens"], minimum=1, integer=True)
@@ -281,7 +283,7 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
             continue
         value = merged[opt]
         default = defaults[opt].default
-        if opt in {"api_version", "prices"}:
+        if opt in {"api_version", "prices", "columns"}:
             continue  # parsed above
         if opt == "preflight":
             if value not in ("auto", "always", "never"):
@@ -325,6 +327,7 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
         spec=spec,
         api_version=api_version,
         prices=prices,
+        columns=columns,
         **opts,
     )
     if catalog.is_known(model):
@@ -379,6 +382,44 @@ def _sampling(merged: Mapping[str, Any], model: str, api_version: str | None) ->
             raise ConfigError(f"setting(s) {bad}: model {model!r} rejects non-default sampling values even "
                               f"under anthropic-version {version} [MIG][S5]")
     return tuple(out)
+
+
+def _columns(value: Any, key_columns: tuple[str, ...]) -> tuple[str, ...]:
+    """Pass-through columns: a list of names (or its JSON / Python text, as a dbt var renders it), or
+    one name. Whether they exist is checked against the source at the start of the run."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in {"", "none", "null"}:
+            return ()
+        if text.startswith("["):
+            import ast
+
+            try:
+                value = json.loads(text)
+            except ValueError:
+                try:
+                    value = ast.literal_eval(text)
+                except (ValueError, SyntaxError):
+                    raise ConfigError(f"setting 'columns' must be a list of column names, got {value!r}") from None
+        else:
+            value = [text]
+    if value is None:
+        return ()
+    if not isinstance(value, Sequence) or not all(isinstance(c, str) and c.strip() for c in value):
+        raise ConfigError(f"setting 'columns' must be a list of column names, got {value!r}")
+    cols = tuple(value)
+    dupes = sorted({c for c in cols if cols.count(c) > 1})
+    if dupes:
+        raise ConfigError(f"setting 'columns' repeats {dupes}")
+    keys = [c for c in cols if c in key_columns]
+    if keys:
+        raise ConfigError(f"setting 'columns': {keys} already in the output as the key")
+    from .output import OUTPUT_COLUMNS  # the output's own columns cannot be overwritten
+
+    taken = [c for c in cols if c.lower() in OUTPUT_COLUMNS]
+    if taken:
+        raise ConfigError(f"setting 'columns': {taken} would clash with the output's own column(s) of that name")
+    return cols
 
 
 def _json_setting(name: str, value: Any) -> Any:

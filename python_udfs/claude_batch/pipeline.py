@@ -586,90 +586,15 @@ class Pipeline:
 
     def output_sql(self, this_sql: str | None) -> str:
         """Every source row with its current classification (or why it has none); with ``this_sql``
-        (an incremental run), only the rows whose classification changed since that table was written.
+        (an incremental run), only the rows that changed since that table was written (``output.py``).
+        """
+        from . import output
 
-        Built narrow first (keys, state, the winning result's row id), so the comparison with the
-        model's table, and on a nightly no-op run nearly everything, happens on a few columns; the wide
-        result row (labels, answers, errors) is fetched by row id only for the rows returned.
-        """
-        accepted = self.store.accepted_versions(self.cfg.name, self.cfg.version, self.cfg.reclassify)
-        key_cols = [self.wh.q(k) for k in self.cfg.key_columns]
-        t = self.store.t
         fresh = self._per_version_at == self.store.result_writes  # no result written since gather
-        per_version = f"SELECT * FROM {PER_VERSION}" if fresh else self.store.per_version_sql(accepted)
-        cols = "rid, status, version, attempt, collected_at"
-        if len(accepted) == 1:
-            win = f"SELECT text_hash, {cols}, attempts_billed_usd AS billed_usd, attempts_naive_usd AS naive_usd FROM ({per_version}) p"
-        else:
-            # The result that counts per text: a success if any accepted version has one, else the
-            # current version's; between successes, the newest version.
-            rank = " ".join(f"WHEN {_lit(v)} THEN {i}" for i, v in enumerate(accepted))
-            order = f"(CAST(status <> 'succeeded' AS BIGINT) * 1000000 + CASE version {rank} END)"
-            picks = ", ".join(f"arg_min({c}, {order}) AS {c}" for c in cols.split(", "))
-            win = (f"SELECT text_hash, {picks}, arg_min(attempts_billed_usd, {order}) AS billed_usd, "
-                   f"arg_min(attempts_naive_usd, {order}) AS naive_usd FROM ({per_version}) p GROUP BY text_hash")
-        keys_s = ", ".join(f"s.{c}" for c in key_cols)
-        narrow = f"""
-            SELECT {keys_s}, s.text_hash, s.truncated, w.rid, w.version, w.attempt, w.collected_at,
-                   w.billed_usd, w.naive_usd, b.custom_id AS busy_custom_id,
-                   CASE WHEN s.skip_reason IS NOT NULL THEN 'skipped_' || s.skip_reason
-                        WHEN w.status IS NOT NULL AND NOT (b.text_hash IS NOT NULL AND w.status <> 'succeeded') THEN w.status
-                        WHEN b.text_hash IS NOT NULL THEN 'in_flight'
-                        ELSE 'pending' END AS status
-            FROM {ROWS} s
-            LEFT JOIN win w ON w.text_hash = s.text_hash AND s.skip_reason IS NULL
-            LEFT JOIN busy b ON b.text_hash = s.text_hash AND s.skip_reason IS NULL
-            WHERE s.skip_reason IS DISTINCT FROM 'null_key'
-        """
-        ctes = ""
-        if this_sql is not None:
-            # Only keys whose classification changed: the incremental model keeps the rest. A row is
-            # unchanged when the table has a row with its key, text and state: a result is identified
-            # by (text, version, attempt, collected_at), a row in flight by its custom_id (a row whose
-            # text changed to another collected with the same batch differs by text alone). Every row
-            # of a changed key is returned (delete+insert replaces a key's rows together).
-            same = " AND ".join(f"o.{c} = a.{c}" for c in key_cols)
-            same += """
-                AND o.text_hash IS NOT DISTINCT FROM a.text_hash
-                AND o.status IS NOT DISTINCT FROM a.status
-                AND o.classifier_version IS NOT DISTINCT FROM a.version
-                AND o.attempt IS NOT DISTINCT FROM a.attempt
-                AND o.classified_at IS NOT DISTINCT FROM a.collected_at
-                AND (a.rid IS NOT NULL OR o.custom_id IS NOT DISTINCT FROM a.busy_custom_id)"""
-            in_changed = " AND ".join(f"c.{col} = a.{col}" for col in key_cols)
-            ctes = f"""
-            everything AS MATERIALIZED ({narrow}),
-            changed AS (
-                SELECT DISTINCT {", ".join(f"a.{c}" for c in key_cols)} FROM everything a
-                WHERE NOT EXISTS (SELECT 1 FROM {this_sql} o WHERE {same})
-            ),"""
-            narrow = f"SELECT a.* FROM everything a WHERE EXISTS (SELECT 1 FROM changed c WHERE {in_changed})"
-        label_expr = "r.labels" if self.cfg.spec.multi_label else "CASE WHEN n.status = 'succeeded' THEN r.labels[1] END"
-        keys_n = ", ".join(f"n.{c}" for c in key_cols)
-        # How many source rows share each text (its cost is split between them); an incremental run
-        # counts only the texts it returns.
-        only_returned = "" if this_sql is None else "AND text_hash IN (SELECT text_hash FROM n)"
-        return f"""
-            WITH win AS ({win}),
-            busy AS ({self.store.busy_sql(self.cfg.version)}),{ctes}
-            n AS ({narrow}),
-            sharing AS (
-                SELECT text_hash, count(*) AS n FROM {ROWS}
-                WHERE skip_reason IS NULL {only_returned} GROUP BY text_hash
-            )
-            SELECT {keys_n},
-                   {label_expr} AS label,
-                   CASE WHEN n.status = 'succeeded' THEN r.labels END AS labels,
-                   n.status, r.error_type, r.error_message, r.raw_answer,
-                   {_lit(self.cfg.name)} AS classifier, n.version AS classifier_version, r.model,
-                   coalesce(r.custom_id, n.busy_custom_id) AS custom_id, r.batch_id, n.attempt,
-                   n.text_hash, n.truncated,
-                   n.billed_usd / sh.n AS cost_usd, n.naive_usd AS naive_usd,
-                   n.collected_at AS classified_at
-            FROM n
-            LEFT JOIN {t['cb_results']} r ON r.rowid = n.rid
-            LEFT JOIN sharing sh ON sh.text_hash = n.text_hash
-        """
+        per_version = (f"SELECT * FROM {PER_VERSION}" if fresh else self.store.per_version_sql(
+            self.store.accepted_versions(self.cfg.name, self.cfg.version, self.cfg.reclassify)))
+        return output.output_sql(cfg=self.cfg, wh=self.wh, store=self.store, rows_table=ROWS, per_version=per_version,
+                                 source_sql=self.source_sql, this_sql=this_sql, warn=warn)
 
     def finish(self) -> None:
         self.store.record_run(self.run.row())

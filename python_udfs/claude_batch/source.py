@@ -26,7 +26,7 @@ def relation_sql(source) -> str:
 
 
 def check_columns(wh: Warehouse, source_sql: str, cfg: ClassifierConfig) -> None:
-    """Fail at the start, naming the setting, when a key or text column does not exist."""
+    """Fail at the start, naming the setting, when a key, text or pass-through column does not exist."""
     present = wh.columns_of(source_sql)
     for col in cfg.key_columns:
         if col not in present:
@@ -35,6 +35,9 @@ def check_columns(wh: Warehouse, source_sql: str, cfg: ClassifierConfig) -> None
     for col in cfg.text_columns:
         if col not in present:
             raise ConfigError(f"setting {setting!r}: column {col!r} is not in the source (columns: {present})")
+    for col in cfg.columns:
+        if col not in present:
+            raise ConfigError(f"setting 'columns': column {col!r} is not in the source (columns: {present})")
 
 
 def text_expr(wh: Warehouse, cfg: ClassifierConfig) -> str:

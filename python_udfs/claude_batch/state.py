@@ -173,12 +173,13 @@ _VIEWS = {
         SELECT r.*, w.attempts, w.attempts_billed_usd, w.attempts_naive_usd
         FROM {cb_results} r JOIN ({per_version}) w ON r.rowid = w.rid
     """,
-    # Cost per batch (a realtime run counts as one "batch" with mode = 'realtime').
+    # Cost per batch (a realtime run counts as one "batch" with mode = 'realtime'). Requests of an
+    # abandoned submission never reached the API (nothing billed): not counted as requests or items.
     "cb_cost_by_batch": """
         SELECT b.submission_key, b.batch_id, b.classifier, b.version, b.model, b.mode, b.status,
                b.created_at, b.collected_at,
-               count(r.custom_id) AS requests,
-               sum(r.item_count) AS items,
+               count(r.custom_id) FILTER (WHERE r.status <> 'abandoned') AS requests,
+               coalesce(sum(r.item_count) FILTER (WHERE r.status <> 'abandoned'), 0) AS items,
                sum(r.input_tokens) AS input_tokens,
                sum(r.output_tokens) AS output_tokens,
                sum(r.thinking_tokens) AS thinking_tokens,
@@ -197,11 +198,42 @@ _VIEWS = {
         FROM {cb_results}
         GROUP BY ALL
     """,
+    # Cost per run: what the submissions each run made were billed (whichever run collected them), from
+    # the batches and requests themselves. A run killed before it wrote its cb_runs row is still here
+    # (finished = false), known from the submissions it recorded; so the view always sums to the bill.
     "cb_cost_by_run": """
-        SELECT run_id, classifier, version, mode, dry_run, started_at, finished_at,
-               submitted_texts, submitted_requests, collected_items,
-               estimated_usd, billed_usd, naive_usd, naive_usd - billed_usd AS saved_usd, note
-        FROM {cb_runs}
+        WITH subs AS (
+            SELECT b.run_id, any_value(b.classifier) AS classifier, any_value(b.version) AS version,
+                   any_value(b.mode) AS mode, min(b.intent_at) AS first_intent_at,
+                   count(*) FILTER (WHERE b.status <> 'abandoned') AS submitted_batches
+            FROM {cb_batches} b GROUP BY b.run_id
+        ),
+        reqs AS (
+            SELECT b.run_id, count(*) AS submitted_requests, sum(r.item_count) AS submitted_texts,
+                   count(*) FILTER (WHERE r.status IN ('submitting', 'in_flight')) AS requests_in_flight,
+                   count(r.collected_at) AS collected_requests,
+                   sum(r.billed_usd) AS billed_usd, sum(r.naive_usd) AS naive_usd
+            FROM {cb_batches} b JOIN {cb_requests} r ON r.submission_key = b.submission_key
+            WHERE r.status <> 'abandoned'
+            GROUP BY b.run_id
+        )
+        SELECT coalesce(u.run_id, s.run_id) AS run_id, coalesce(u.classifier, s.classifier) AS classifier,
+               coalesce(u.version, s.version) AS version, coalesce(u.mode, s.mode) AS mode,
+               coalesce(u.dry_run, false) AS dry_run, coalesce(u.started_at, s.first_intent_at) AS started_at,
+               u.finished_at, u.run_id IS NOT NULL AS finished,
+               coalesce(q.submitted_texts, 0) AS submitted_texts,
+               coalesce(q.submitted_requests, 0) AS submitted_requests,
+               coalesce(s.submitted_batches, 0) AS submitted_batches,
+               coalesce(q.requests_in_flight, 0) AS requests_in_flight,
+               u.collected_items, u.estimated_usd,
+               -- 0 until something of the run's is collected; NULL only for a model with no prices
+               CASE WHEN coalesce(q.collected_requests, 0) = 0 THEN 0 ELSE q.billed_usd END AS billed_usd,
+               CASE WHEN coalesce(q.collected_requests, 0) = 0 THEN 0 ELSE q.naive_usd END AS naive_usd,
+               CASE WHEN coalesce(q.collected_requests, 0) = 0 THEN 0 ELSE q.naive_usd - q.billed_usd END AS saved_usd,
+               u.note
+        FROM {cb_runs} u
+        FULL OUTER JOIN subs s ON s.run_id = u.run_id
+        LEFT JOIN reqs q ON q.run_id IS NOT DISTINCT FROM coalesce(u.run_id, s.run_id)
     """,
 }
 

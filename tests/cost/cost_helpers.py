@@ -108,10 +108,10 @@ class Runs:
         return out
 
     def settle(self, cfg: config.ClassifierConfig, max_runs: int = 8) -> tuple[int, dict[int, dict]]:
-        """Runs until no row is pending or in flight; returns (runs it took, the output)."""
+        """Runs until no row is pending, in flight or being reclassified; returns (runs it took, the output)."""
         for n in range(1, max_runs + 1):
             out = self.run(cfg)
-            if not any(r["status"] in ("pending", "in_flight") for r in out.values()):
+            if not any(r["status"] in ("pending", "in_flight", "reclassifying") for r in out.values()):
                 return n, out
         raise AssertionError(f"rows still pending or in flight after {max_runs} runs")
 

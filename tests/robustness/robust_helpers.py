@@ -152,7 +152,7 @@ class RobustProject(DbtProject):
         subs = self.sql(
             f"SELECT count(*) FROM claude_batch.cb_batches WHERE status IN {OPEN_STATUSES}")[0][0]
         rows = self.sql(
-            f"SELECT count(*) FROM main.\"{model}\" WHERE status IN ('in_flight', 'pending')")[0][0] \
+            f"SELECT count(*) FROM main.\"{model}\" WHERE status IN ('in_flight', 'pending', 'reclassifying')")[0][0] \
             if self.exists(f"main.{model}") else 1
         return subs + rows
 
