@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test bench clean
+.PHONY: setup java demo test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed (duckdb 2.0); set PYTHON=python3.11")'
@@ -16,13 +16,17 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+## A Java runtime for PySpark (the Spark engine's tests): Debian's openjdk-17 when java is missing (as root).
+java:
+	@bash scripts/ensure_java.sh
+
 ## Start the emulator (unless ANTHROPIC_API_KEY is set), run `dbt build` until every demo row is classified,
 ## print label counts and what it cost.
 demo: setup
 	$(BIN)/python scripts/demo.py
 
 ## The whole test suite (unit, emulator, pipeline end to end with real dbt runs, crash and fault suites).
-test: setup
+test: setup java
 	$(BIN)/python -m pytest
 
 bench: setup
