@@ -60,7 +60,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from . import catalog, config as config_mod, cost, prompts, source as source_rows, tokens
+from datetime import datetime, timezone
+
+from . import batches, catalog, config as config_mod, cost, prompts, source as source_rows, tokens
 from .config import ClassifierConfig, ConfigError
 from .warehouse import Warehouse, quote_literal
 
@@ -144,6 +146,8 @@ class Variant:
 
 
 def default_variants(cfg: ClassifierConfig, pack_sizes: Sequence[int] | None = None) -> list[Variant]:
+    if cfg.auto_pack_size:  # no configured pack size: the candidates pack_size: auto chooses among
+        return auto_variants(cfg)
     fmt = cfg.spec.answer_format
     other = "keyed" if fmt == "grouped" else "grouped"
     out = [Variant("one_per_request", 1, fmt), Variant("as_configured", cfg.pack_size, fmt),
@@ -153,6 +157,14 @@ def default_variants(cfg: ClassifierConfig, pack_sizes: Sequence[int] | None = N
             out.append(Variant(f"pack_size_{int(size)}", int(size), fmt))
     out.append(Variant("other_format", cfg.pack_size, other))
     return out
+
+
+def auto_variants(cfg: ClassifierConfig) -> list[Variant]:
+    """What ``pack_size: auto`` measures: one row per request (the reference) and each candidate pack
+    size, in the configured answer format, rows in sample order."""
+    fmt = cfg.spec.answer_format
+    return [Variant("one_per_request", 1, fmt),
+            *(Variant(f"pack_size_{size}", size, fmt) for size in cfg.calibration_pack_sizes)]
 
 
 class Calibration:
@@ -279,6 +291,32 @@ class Calibration:
                             "WHERE calibration_id = ?", [batch_id, calibration_id])
         return self.load(calibration_id)
 
+    def reconcile(self, row: dict, grace_seconds: float) -> dict:
+        """A calibration left 'submitting' (a crash between its intent and the create call's answer):
+        adopt the batch the API has (its custom_ids carry the calibration id), or give it up when
+        there is none (nothing was sent); one still processing is waited for (never pay twice)."""
+        requests = int(self.wh.scalar(
+            f"SELECT coalesce(sum(requests), 0) FROM {self.t['cb_calibration_variants']} WHERE calibration_id = ?",
+            [row["calibration_id"]]) or 0)
+        intent_at = row["created_at"].replace(tzinfo=timezone.utc)
+        known = {r[0] for r in self.wh.fetchall(
+            f"SELECT batch_id FROM {self.t['cb_calibrations']} WHERE batch_id IS NOT NULL")}
+        candidates = batches.find_candidates(self.client, intent_at=intent_at, request_count=requests, exclude=known)
+        unverified = [c for c in candidates if c["processing_status"] != "ended"]
+        for cand in candidates:
+            if cand["processing_status"] == "ended" and cand.get("results_url"):
+                first = batches.first_custom_id(self.client, cand["id"]) or ""
+                if first.startswith(f"cal{row['calibration_id']}-"):
+                    self.wh.execute(f"UPDATE {self.t['cb_calibrations']} SET batch_id = ?, status = 'submitted' "
+                                    "WHERE calibration_id = ?", [cand["id"], row["calibration_id"]])
+                    return self.load(row["calibration_id"])
+        age = (datetime.now(timezone.utc) - intent_at).total_seconds()
+        if not unverified and (not candidates or age >= grace_seconds):
+            self.wh.execute(f"UPDATE {self.t['cb_calibrations']} SET status = 'abandoned', "
+                            "note = 'no batch found for this intent: the create call never reached the API' "
+                            "WHERE calibration_id = ?", [row["calibration_id"]])
+        return self.load(row["calibration_id"])
+
     def load(self, calibration_id: str) -> dict:
         return self.wh.fetch_dicts(f"SELECT * FROM {self.t['cb_calibrations']} WHERE calibration_id = ?",
                                    [calibration_id])[0]
@@ -351,6 +389,58 @@ class Calibration:
         return {"calibration": row, "agreement": agreement, "recommended_pack_size": recommended}
 
 
+def auto_pack_size(cfg: ClassifierConfig, wh: Warehouse, source_sql: str, client: Any, *, max_usd: float | None,
+                   say: Any, warn: Any, submit: bool = True) -> tuple[int | None, float]:
+    """``pack_size: auto``: (the pack size to send this version's rows with, or None while its
+    calibration is not collected yet; the dollars this call committed, an estimate).
+
+    The version's calibration (``auto_variants``, ``calibration_sample`` texts, seed 0) is made once
+    and reused; a new classifier version has none, so its first run submits one, within ``max_usd``,
+    and its rows wait for the answer (the run waits up to ``wait_seconds``; else the next run collects
+    it). A calibration the budget could not afford is tried again by the next run.
+    """
+    job = Calibration(cfg, wh, source_sql, client, sample_size=cfg.calibration_sample, seed=0,
+                      variants=auto_variants(cfg), max_usd=max_usd)
+    job.ensure()
+    row, spent = job.existing(), 0.0
+    if not submit:  # a dry run: what a collected calibration says, nothing sent
+        if row is None or row["status"] != "collected":
+            say(f"pack_size auto: no collected calibration of version {cfg.version}; a real run calibrates first")
+            return None, 0.0
+        return recommended_pack_size(job.agreement(row["calibration_id"]), cfg.min_agreement), 0.0
+    if row is not None and row["status"] == "submitting":
+        row = job.reconcile(row, cfg.reconcile_grace_seconds)
+    if row is None or row["status"] in ("over_budget", "abandoned"):
+        row = job.submit()
+        if row["status"] == "over_budget":
+            warn(f"pack_size auto: the calibration of version {cfg.version} does not fit the budget "
+                 f"(${max_usd:.4f} left this run; {row['note'] or 'even one row per request is over it'}); its rows "
+                 "wait for a run with room (raise max_usd_per_run / max_usd_per_day / calibration_max_usd, or "
+                 "set pack_size to a number)")
+            return None, 0.0
+        spent = float(row["estimated_usd"] or 0.0)
+        say(f"pack_size auto: no calibration of version {cfg.version} yet; submitted one (batch {row['batch_id']}, "
+            f"{cfg.calibration_sample} texts at most, one row per request and pack sizes "
+            f"{', '.join(map(str, cfg.calibration_pack_sizes))}, estimated up to ${spent:.4f})")
+    deadline = time.monotonic() + cfg.wait_seconds
+    while row["status"] == "submitted":
+        row = job.collect(row)
+        if row["status"] != "submitted" or time.monotonic() >= deadline:
+            break
+        time.sleep(cfg.poll_seconds)
+    if row["status"] != "collected":
+        say(f"pack_size auto: calibration {row['calibration_id']} of version {cfg.version} is {row['status']}; "
+            "rows of this version wait for it (the next run collects it)")
+        return None, spent
+    agreement = job.agreement(row["calibration_id"])
+    chosen = recommended_pack_size(agreement, cfg.min_agreement)
+    measured = ", ".join(f"{a['pack_size']} → {a['agreement']:.1%} of {a['texts']}" for a in agreement
+                         if a["label"] is None and a["variant"] != "one_per_request" and a["agreement"] is not None)
+    say(f"pack_size auto: {chosen} for version {cfg.version}, the largest pack size whose agreement with one row "
+        f"per request is at least {cfg.min_agreement:.1%} (calibration {row['calibration_id']}: {measured})")
+    return chosen, spent
+
+
 def recommended_pack_size(agreement: Sequence[dict], min_agreement: float = DEFAULT_MIN_AGREEMENT) -> int:
     """The largest pack size (in the configured answer format, rows in order) whose agreement with one
     row per request is at least ``min_agreement``; 1 when none is."""
@@ -388,7 +478,10 @@ def config_from_state(wh: Warehouse, classifier: str) -> ClassifierConfig:
     }
     if spec.get("extra"):
         options["extra"] = dict(spec["extra"])
-    for key in ("pack_size", "max_pack_chars", "max_text_chars", "on_too_long", "max_usd_per_run", "state_schema",
+    if settings.get("unsure"):  # the label it adds is in the spec's labels already
+        options["labels"].pop(config_mod.UNSURE_LABEL, None)
+    for key in ("unsure", "min_agreement", "calibration_sample", "calibration_pack_sizes",
+                "calibration_max_usd", "pack_size", "max_pack_chars", "max_text_chars", "on_too_long", "max_usd_per_run", "state_schema",
                 "api_version", "prices", "cache"):
         if settings.get(key) is not None:
             options[key] = settings[key]

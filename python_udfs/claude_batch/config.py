@@ -14,7 +14,7 @@ import functools
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, Mapping, Sequence
 
 from . import catalog, prompts
@@ -44,7 +44,15 @@ class ClassifierConfig:
     spec: prompts.PromptSpec
     mode: Mode = "batch"
     realtime_threshold: int = 200
-    pack_size: int = 50  # rows a request; bench/cost.py sweep: 25 -> 1.57x the floor, 50 -> 1.33x (docs/cost.md)
+    pack_size: int | Literal["auto"] = 50  # rows a request; bench/cost.py sweep: 25 -> 1.57x the floor, 50 -> 1.33x (docs/cost.md)
+    # pack_size: auto (calibrate.py, docs/quality.md): the largest of calibration_pack_sizes whose agreement
+    # with one row per request on a seeded sample of calibration_sample texts is at least min_agreement.
+    min_agreement: float = 0.98
+    calibration_sample: int = 200
+    calibration_pack_sizes: tuple[int, ...] = (10, 25, 50, 100)
+    calibration_max_usd: float | None = None
+    # Uncertain rows: an `unsure` label the model may give (part of the prompt, so of the version).
+    unsure: bool = False
     max_pack_chars: int = 24_000
     max_attempts: int = 3
     max_text_chars: int = 20_000
@@ -85,6 +93,10 @@ class ClassifierConfig:
             return (self.text_column,)
         return tuple(dict.fromkeys(_TEMPLATE_FIELD_RE.findall(self.text_template or "")))
 
+    @property
+    def auto_pack_size(self) -> bool:
+        return self.pack_size == "auto"
+
 
 def classifier_version(spec: prompts.PromptSpec) -> str:
     """Hash of everything that decides the answer: model, whole prompt, schema, parameters.
@@ -120,6 +132,9 @@ _SPEC_NAMES = {"model", "instructions", "labels", "examples", "multi_label", "ou
                "answer_format", *_SAMPLING_NAMES}
 PRICE_KEYS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 _INPUT_NAMES = {"key", "text", "text_template"}
+UNSURE_LABEL = "unsure"
+UNSURE_DESCRIPTION = ("only when the text gives you no good reason to choose any other label; "
+                      "never as a shortcut for a label that fits")
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -237,6 +252,13 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
     if not isinstance(instructions, str) or not instructions.strip():
         raise ConfigError("setting 'instructions' is required: say what to classify and how")
     labels = _labels(merged.get("labels"))
+    unsure = _as_bool("unsure", merged.get("unsure", False))
+    if unsure:
+        # Part of the prompt (so of the version): the model may say it cannot tell.
+        if UNSURE_LABEL in {label.name for label in labels}:
+            raise ConfigError(f"setting 'unsure': a label named {UNSURE_LABEL!r} already exists; "
+                              "remove it from 'labels' (unsure: true adds it)")
+        labels = (*labels, prompts.Label(UNSURE_LABEL, UNSURE_DESCRIPTION))
     examples = _examples(merged.get("examples"), labels)
     output_mode = merged.get("output_mode")
     if output_mode not in (None, "json_schema", "tool"):
@@ -283,9 +305,20 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
             continue
         value = merged[opt]
         default = defaults[opt].default
-        if opt in {"api_version", "prices", "columns"}:
+        if opt in {"api_version", "prices", "columns", "unsure"}:
             continue  # parsed above
-        if opt == "preflight":
+        if opt == "pack_size" and isinstance(value, str) and value.strip().lower() == "auto":
+            opts[opt] = "auto"
+        elif opt == "min_agreement":
+            number = _as_number(opt, value, minimum=0, integer=False)
+            if number > 1:
+                raise ConfigError(f"setting 'min_agreement' is a share between 0 and 1, got {value!r}")
+            opts[opt] = number
+        elif opt == "calibration_pack_sizes":
+            opts[opt] = _pack_sizes(value)
+        elif opt == "calibration_max_usd":
+            opts[opt] = _as_number(opt, value, minimum=0, integer=False, allow_none=True)
+        elif opt == "preflight":
             if value not in ("auto", "always", "never"):
                 raise ConfigError(f"setting 'preflight' must be auto, always or never, got {value!r}")
             opts[opt] = value
@@ -328,11 +361,22 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
         api_version=api_version,
         prices=prices,
         columns=columns,
+        unsure=unsure,
         **opts,
     )
     if catalog.is_known(model):
         check_model_settings(config)
     return config
+
+
+def _pack_sizes(value: Any) -> tuple[int, ...]:
+    value = _json_setting("calibration_pack_sizes", value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, Sequence) or isinstance(value, str) or not value:
+        raise ConfigError(f"setting 'calibration_pack_sizes' must be a list of pack sizes, got {value!r}")
+    sizes = sorted({_as_number("calibration_pack_sizes", v, minimum=2, integer=True) for v in value})
+    return tuple(sizes)
 
 
 def check_model_settings(config: ClassifierConfig) -> None:

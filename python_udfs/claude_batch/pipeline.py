@@ -12,6 +12,7 @@ The steps, in order, each safe to interrupt:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -368,6 +369,9 @@ class Pipeline:
         if not pending:
             info(f"nothing new to classify: {stored or 'no source row to classify'}")
             return
+        if self.cfg.auto_pack_size and not self._resolve_auto_pack_size():
+            self.wh.execute(f"DROP TABLE IF EXISTS {PENDING}")
+            return
         mode = self.cfg.mode
         if mode == "auto":
             mode = "realtime" if pending < self.cfg.realtime_threshold else "batch"
@@ -409,6 +413,33 @@ class Pipeline:
         # when dbt closes the connection, for the collect, the output and the user's other models.
         packing.drop_plan(self.wh)
         self.wh.execute(f"DROP TABLE IF EXISTS {PENDING}")
+
+    def _resolve_auto_pack_size(self) -> bool:
+        """``pack_size: auto``: the pack size this version's calibration supports (calibrate.auto_pack_size),
+        within what the budget guard leaves this run; False while there is none yet (the rows wait)."""
+        from . import calibrate
+
+        if self.cfg.dry_run:
+            # Nothing is sent, so nothing is calibrated: a dry run estimates at a collected calibration's
+            # choice if there is one, else at the largest candidate (an upper bound on nothing; said).
+            size, _ = calibrate.auto_pack_size(self.cfg, self.wh, self.source_sql, None, max_usd=0.0,
+                                               say=info, warn=warn, submit=False)
+            size = size or max(self.cfg.calibration_pack_sizes)
+            self.cfg = dataclasses.replace(self.cfg, pack_size=size)
+            return True
+        limit = _Guard.run_limit(self)
+        caps = [c for c in (limit, self.cfg.calibration_max_usd) if c is not None]
+        size, spent = calibrate.auto_pack_size(self.cfg, self.wh, self.source_sql, self.client,
+                                               max_usd=min(caps) if caps else None, say=info, warn=warn)
+        self.run.estimated_usd += spent  # the budget guard and max_usd_per_day count the calibration
+        if size is None:
+            note = f"pack_size auto: {self.run.pending_texts} text(s) wait for the calibration of version {self.cfg.version}"
+            info(note)
+            self.run.notes.append(note)
+            return False
+        self.run.notes.append(f"pack_size auto: {size}")
+        self.cfg = dataclasses.replace(self.cfg, pack_size=size)
+        return True
 
     def _stored_rows_note(self) -> str:
         """How many source rows need nothing sent: answered from stored results (earlier runs, identical
@@ -641,16 +672,24 @@ class _Guard:
         self.pipe, self.prefix, self.cached, self.batch = pipe, prefix, cached, batch
         self.preflight = preflight  # the first request goes as a real-time call, at standard prices
         cfg = pipe.cfg
-        self.limit = cfg.max_usd_per_run
-        if cfg.max_usd_per_day is not None:
-            left_today = max(cfg.max_usd_per_day - pipe.store.spent_today_usd(cfg.name), 0.0)
-            self.limit = left_today if self.limit is None else min(self.limit, left_today)
+        self.limit = self.run_limit(pipe)
         self.room = None if cfg.queue_cap is None else max(cfg.queue_cap - pipe.store.in_flight_requests(), 0)
         self.admitted = self.admitted_texts = 0
         self.refused = self.refused_texts = 0
         self.reason: str | None = None
         self.spent = 0.0
         self.calibration: estimate_mod.Calibration | None = None
+
+    @staticmethod
+    def run_limit(pipe: "Pipeline") -> float | None:
+        """Dollars this run may still commit: max_usd_per_run and what max_usd_per_day leaves, less
+        what the run already committed (a calibration, another pass); None without a budget."""
+        cfg = pipe.cfg
+        limit = cfg.max_usd_per_run
+        if cfg.max_usd_per_day is not None:
+            left_today = max(cfg.max_usd_per_day - pipe.store.spent_today_usd(cfg.name), 0.0)
+            limit = left_today if limit is None else min(limit, left_today)
+        return None if limit is None else max(limit - pipe.run.estimated_usd, 0.0)
 
     def _calibrate(self, request: packing.RequestShape) -> estimate_mod.Calibration:
         cal = estimate_mod.local(self.prefix, tokens.tokenizer_ratio(self.pipe.cfg.spec.model))
@@ -718,7 +757,7 @@ class _Guard:
 
     def report(self) -> None:
         run = self.pipe.run
-        run.estimated_usd = self.spent
+        run.estimated_usd += self.spent
         verb = "would submit" if self.pipe.cfg.dry_run else "submitted"
         info(f"estimate: {verb} {self.admitted_texts} text(s) in {self.admitted} request(s), up to ${self.spent:.4f}")
         if self.reason:
