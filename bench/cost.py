@@ -251,9 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=f"{workloads.W1_MODEL},{workloads.W1_SECOND_MODEL}",
                         help="models to run W1 on (cost-model.md's two by default); the sweep runs on the first")
     args = parser.parse_args(argv)
+    # Outside dbt the pipeline logs to the "claude_batch" logger (claude_batch.logs): warnings show, info with --verbose.
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
-    if not args.verbose:
-        pipeline._dbt_log = None  # outside dbt its adapter logger prints every line; warnings still show
 
     if workloads.default_data_dir() is None:
         print(f"W1 corpus not found: set {workloads.DATA_DIR_ENV}", file=sys.stderr)

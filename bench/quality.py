@@ -131,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grouped-extra", type=float, default=None, help="override the error model's grouped_extra")
     parser.add_argument("--workdir", default=None, help="keep the DuckDB files and emulator state here")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    pipeline._dbt_log = None  # outside dbt its adapter logger prints every line; warnings still show
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")  # the pipeline's warnings (claude_batch.logs)
     if workloads.default_data_dir() is None:
         print(f"W1 corpus not found: set {workloads.DATA_DIR_ENV}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ def __getattr__(name: str) -> Any:
 
         return classify
     if name == "ConfigError":
-        from .config import ConfigError
+        from .errors import ConfigError
 
         return ConfigError
     if name == "ClaudeBatchError":

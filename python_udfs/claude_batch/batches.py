@@ -9,16 +9,15 @@ iterator builds one Python object per line and is an order of magnitude slower a
 from __future__ import annotations
 
 import json
-import logging
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import anthropic
+from . import logs
 from .errors import ClaudeBatchError
 
-log = logging.getLogger(__name__)
 
 # The body is {"requests":[...]}: two bytes between requests, a few around them.
 ENVELOPE_BYTES = 16
@@ -201,7 +200,7 @@ def download_results(
             if "closed" not in str(exc).lower() and "incomplete" not in str(exc).lower():
                 raise
             last_error = exc
-        log.warning("results download of %s failed (attempt %d/%d): %s", batch_id, attempt, attempts, last_error)
+        logs.warn(f"results download of {batch_id} failed (attempt {attempt}/{attempts}): {last_error}")
         time.sleep(backoff_s * attempt)
     raise IncompleteResultsError(f"could not download whole results of {batch_id}: {last_error}")
 

@@ -53,7 +53,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
 import random
 import time
 import uuid
@@ -62,11 +61,10 @@ from typing import Any, Sequence
 
 from datetime import datetime, timezone
 
-from . import batches, catalog, config as config_mod, cost, prompts, source as source_rows, tokens
+from . import batches, catalog, config as config_mod, cost, logs, prompts, source as source_rows, tokens
 from .config import ClassifierConfig, ConfigError
 from .warehouse import Warehouse, quote_literal
 
-log = logging.getLogger("claude_batch.calibrate")
 
 DEFAULT_SAMPLE = 200
 DEFAULT_MIN_AGREEMENT = 0.98
@@ -262,11 +260,11 @@ class Calibration:
         if dropped:
             note = (f"budget ${self.max_usd:.4f}: variant(s) {', '.join(dropped)} not sent "
                     f"(estimated ${sum(e['estimated_usd'] or 0 for e in planned):.4f} for all)")
-            log.warning("calibration of %s: %s", self.cfg.name, note)
+            logs.warn(f"calibration of {self.cfg.name}: {note}")
         if not kept or kept[0]["variant"].name != "one_per_request" or len(kept) < 2:
             status, kept = "over_budget", []
-        log.info("calibration of %s v%s: %d texts, %d variant(s), estimated $%.4f", self.cfg.name, self.cfg.version,
-                 len(sample), len(kept), total)
+        logs.info(f"calibration of {self.cfg.name} v{self.cfg.version}: {len(sample)} texts, {len(kept)} variant(s), "
+                  f"estimated ${total:.4f}")
         with self.wh.transaction():  # the intent: the variants and items, before the batch exists
             self.wh.execute(f"INSERT INTO {self.t['cb_calibrations']} VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, NULL, now(), NULL)",
                             [calibration_id, self.cfg.name, self.cfg.version, self.sample_size, self.seed,
@@ -383,9 +381,9 @@ class Calibration:
         agreement = self.agreement(row["calibration_id"]) if row["status"] == "collected" else []
         recommended = recommended_pack_size(agreement) if agreement else None
         if agreement:
-            log.info("calibration of %s v%s: %s; pack_size auto would pick %s", self.cfg.name, self.cfg.version,
-                     ", ".join(f"{a['variant']} {a['agreement']:.1%}" for a in agreement if a["label"] is None
-                               and a["agreement"] is not None), recommended)
+            shown = ", ".join(f"{a['variant']} {a['agreement']:.1%}" for a in agreement if a["label"] is None
+                              and a["agreement"] is not None)
+            logs.info(f"calibration of {self.cfg.name} v{self.cfg.version}: {shown}; pack_size auto would pick {recommended}")
         return {"calibration": row, "agreement": agreement, "recommended_pack_size": recommended}
 
 

@@ -14,7 +14,6 @@ parsers follow the same rules; tests/unit/test_collect_parsers.py holds them to 
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +21,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from . import batches, catalog, cost, prompts, tmpfiles, tokens
+from . import batches, catalog, cost, logs, prompts, tmpfiles, tokens
 from .crashpoints import checkpoint
 from .state import StateStore
+from .statuses import BatchStatus, Outcome
 from .warehouse import Warehouse, quote_literal
 
-log = logging.getLogger(__name__)
 
 MAX_RAW_ANSWER_CHARS = 4_000
 # Up to this many labels, a row's labels are judged from one bit mask (a bit per label, bit 63 for
@@ -122,14 +121,14 @@ class _Staging:
 def stage_message(staging: _Staging, spec: prompts.PromptSpec, model: str, custom_id: str, item_count: int,
                   result_type: str, message: dict | None, error: dict | None, ln: int | None = None) -> None:
     """One request's outcome, from a batch result line or a real-time answer."""
-    if result_type == "succeeded" and message is not None:
+    if result_type == Outcome.SUCCEEDED and message is not None:
         usage = cost.Usage.from_api(message.get("usage"))
         billed = cost.billed_usd(model, usage)
         outcomes, raw = prompts.parse_answer(spec, message.get("content") or [], range(1, item_count + 1))
-        bad = any(o.status != "succeeded" for o in outcomes)
+        bad = any(o.status != Outcome.SUCCEEDED for o in outcomes)
         if message.get("stop_reason") == "max_tokens":
             raw = f"[stop_reason=max_tokens] {raw}"
-        staging.add_request(custom_id, "succeeded", usage=usage, billed=billed,
+        staging.add_request(custom_id, Outcome.SUCCEEDED, usage=usage, billed=billed,
                             raw=raw[:MAX_RAW_ANSWER_CHARS] if bad else None, ln=ln)
         for outcome in outcomes:
             staging.add_outcome(custom_id, outcome)
@@ -137,8 +136,8 @@ def stage_message(staging: _Staging, spec: prompts.PromptSpec, model: str, custo
     inner = (error or {}).get("error") or error or {}
     staging.add_request(
         custom_id, result_type, usage=None, billed=0.0,
-        error_type=inner.get("type") if result_type == "errored" else None,
-        error_message=inner.get("message") if result_type == "errored" else None, ln=ln,
+        error_type=inner.get("type") if result_type == Outcome.ERRORED else None,
+        error_message=inner.get("message") if result_type == Outcome.ERRORED else None, ln=ln,
     )
 
 
@@ -206,7 +205,7 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
     # One read of the file: lines whose custom_id this submission never sent are counted, then dropped.
     unknown = wh.scalar("SELECT count(*) FROM cb_tmp_lines WHERE item_count IS NULL")
     if unknown:
-        log.warning("%d result line(s) had custom_ids this submission never sent; ignored", unknown)
+        logs.warn(f"{unknown} result line(s) had custom_ids this submission never sent; ignored")
         wh.execute("DELETE FROM cb_tmp_lines WHERE item_count IS NULL")
 
     # Usage was read once per line into a typed struct (``u``); cache writes by TTL when the API
@@ -248,7 +247,7 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
     if odd:
         staging = _Staging()
         for ln, custom_id, item_count, message in odd:
-            stage_message(staging, spec, model, custom_id, int(item_count), "succeeded", json.loads(message), None,
+            stage_message(staging, spec, model, custom_id, int(item_count), Outcome.SUCCEEDED, json.loads(message), None,
                           ln=int(ln))
         _load_python_staging(wh, staging)
     return _outcomes_sql(spec) + " UNION ALL SELECT * FROM cb_tmp_ans"
@@ -351,7 +350,7 @@ def _outcomes_sql(spec: prompts.PromptSpec) -> str:
 
 
 def apply_staging(store: StateStore, staging: _Staging | None, submission_key: str, *, classifier: str,
-                  batch_id: str | None, model: str, final_status: str = "collected",
+                  batch_id: str | None, model: str, final_status: str = BatchStatus.COLLECTED,
                   outcomes_sql: str = "SELECT * FROM cb_tmp_ans") -> Collected:
     """Write a submission's staged outcomes to its requests and to the results, in one transaction.
 
@@ -463,7 +462,7 @@ def collect_batch(store: StateStore, client: Any, sub: dict, spec: prompts.Promp
     """Refresh one submitted batch; if it ended, download and write its results. None if still running."""
     batch = batches.retrieve(client, sub["batch_id"])
     store.update_batch_status(sub["submission_key"], batch)
-    if batch["processing_status"] != "ended":
+    if batch["processing_status"] != BatchStatus.ENDED:
         return None
     expected = int(sub["request_count"])
     if batch.get("archived_at") or not batch.get("results_url"):
@@ -472,7 +471,7 @@ def collect_batch(store: StateStore, client: Any, sub: dict, spec: prompts.Promp
         for (cid,) in store.wh.fetchall(
             f"SELECT custom_id FROM {store.t['cb_requests']} WHERE submission_key = ?", [sub["submission_key"]]
         ):
-            staging.add_request(cid, "expired", usage=None, billed=0.0,
+            staging.add_request(cid, Outcome.EXPIRED, usage=None, billed=0.0,
                                 error_message="results archived before they were collected")
         got = apply_staging(store, staging, sub["submission_key"], classifier=classifier,
                             batch_id=sub["batch_id"], model=sub["model"])

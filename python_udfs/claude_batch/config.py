@@ -18,16 +18,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, Mapping, Sequence
 
 from . import catalog, prompts
-from .errors import ClaudeBatchError
+from .errors import ConfigError
 
 _IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
 _TEMPLATE_FIELD_RE = re.compile(r"\{([^{}]+)\}")
 MAX_BATCH_REQUESTS = 100_000
 MAX_BATCH_BYTES = 256 * 1000 * 1000  # the API's 256 MB, counted conservatively in decimal
-
-
-class ConfigError(ClaudeBatchError, ValueError):
-    """A setting is missing or wrong; the message names it."""
 
 
 Mode = Literal["batch", "realtime", "auto"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import statuses
 from .state import RETRYABLE_STATUSES
 from .warehouse import quote_literal as _lit
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 OUTPUT_COLUMNS = ("label", "labels", "status", "error_type", "error_message", "raw_answer", "classifier",
                   "classifier_version", "model", "custom_id", "batch_id", "attempt", "text_hash", "truncated",
                   "cost_usd", "naive_usd", "classified_at")
-LABELLED_STATUSES = ("succeeded", "reclassifying")  # the statuses whose rows carry a label
+LABELLED_STATUSES = statuses.LABELLED  # the statuses whose rows carry a label
 # A stored share equal to the current one within this relative error is unchanged: sums of doubles
 # may come out in another order (last bits), while a real change (a new row on the text, a new billed
 # attempt) moves a share by far more.

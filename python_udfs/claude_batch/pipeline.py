@@ -13,7 +13,6 @@ The steps, in order, each safe to interrupt:
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import socket
 import tempfile
@@ -30,6 +29,7 @@ import numpy as np
 
 from . import batches, bodies, catalog, collect, config as config_mod, cost, dbt_context, lifecycle, packing, prompts, tmpfiles, tokens
 from .errors import ApiContractError
+from .logs import info, warn
 from . import estimate as estimate_mod
 from . import source as source_rows
 from . import client as client_mod
@@ -37,38 +37,13 @@ from .client import make_client
 from .crashpoints import checkpoint
 from .config import ClassifierConfig
 from .state import StateStore
+from .statuses import BatchStatus, RequestStatus
 from .warehouse import Warehouse, quote_literal as _lit
-
-try:  # dbt's logger puts our lines in the dbt log and console; plain logging outside dbt
-    from dbt.adapters.events.logging import AdapterLogger
-
-    _dbt_log = AdapterLogger("claude_batch")
-except Exception:  # pragma: no cover - dbt is a dependency, but keep the library usable without it
-    _dbt_log = None
-
-_py_log = logging.getLogger("claude_batch")
 
 LOCK_STALE_AFTER_S = 3 * 3600
 ROWS = "cb_tmp_rows"  # this run's source rows (temp table): keys, text (rows to send, until gathered), text_hash, truncated, skip_reason
 PENDING = "cb_tmp_pending"  # this run's pending items (temp table): rn, text_hash, text, n_rows, attempt, alone, chars
 PER_VERSION = "cb_tmp_per_version"  # this run's StateStore.per_version_sql, materialised by gather
-
-
-# One sink per line: dbt's logger when dbt is there (its console and dbt.log; it prints outside a dbt
-# invocation too), else Python's logging. Both at once printed every warning twice in a dbt run,
-# since dbt's tracking library configures the root logger to print to stderr.
-def info(message: str) -> None:
-    if _dbt_log is not None:
-        _dbt_log.info(f"claude_batch: {message}")
-    else:
-        _py_log.info(message)
-
-
-def warn(message: str) -> None:
-    if _dbt_log is not None:
-        _dbt_log.warning(f"claude_batch: {message}")
-    else:
-        _py_log.warning(message)
 
 
 @dataclass
@@ -237,7 +212,7 @@ class Pipeline:
 
         realtime.abandon_leftovers(self.store, self.cfg.name)  # no server-side state to adopt
         for sub in self.store.open_submissions(self.cfg.name):
-            if sub["status"] != "submitting":
+            if sub["status"] != BatchStatus.SUBMITTING:
                 continue
             intent_at = sub["intent_at"].replace(tzinfo=timezone.utc)
             prefix = sub["submission_key"]
@@ -250,7 +225,7 @@ class Pipeline:
             # so wait for it to end rather than adopt it (its results would not match) or resubmit.
             mine, unverified = None, []
             for cand in candidates:
-                if cand["processing_status"] != "ended":
+                if cand["processing_status"] != BatchStatus.ENDED:
                     unverified.append(cand)
                 elif cand.get("results_url"):
                     first = batches.first_custom_id(self.client, cand["id"])
@@ -276,7 +251,7 @@ class Pipeline:
                 )
 
     def collect(self) -> None:
-        subs = [s for s in self.store.open_submissions(self.cfg.name) if s["status"] != "submitting"]
+        subs = [s for s in self.store.open_submissions(self.cfg.name) if s["status"] != BatchStatus.SUBMITTING]
         if not subs:
             return
         started = time.monotonic()
@@ -324,7 +299,7 @@ class Pipeline:
                 + "; ".join(rejected))
 
     def _cancel_if_requested(self, sub: dict) -> None:
-        if sub.get("error") == "cancel requested" and sub["status"] in ("in_progress",):
+        if sub.get("error") == "cancel requested" and sub["status"] in (BatchStatus.IN_PROGRESS,):
             try:
                 batches.cancel(self.client, sub["batch_id"])
                 info(f"canceled batch {sub['batch_id']} as requested")
@@ -544,7 +519,7 @@ class Pipeline:
             f"SELECT count(*), sum(n_items) FROM {packing.REQUESTS} WHERE req_no BETWEEN ? AND ?", [first, last])[0]
         batch_row = {
             "submission_key": sub_key, "batch_id": None, "classifier": self.cfg.name, "version": self.cfg.version,
-            "model": self.cfg.spec.model, "mode": "batch", "status": "submitting", "request_count": int(n_req),
+            "model": self.cfg.spec.model, "mode": "batch", "status": BatchStatus.SUBMITTING, "request_count": int(n_req),
             "item_count": int(n_items), "body_bytes": body_bytes,
             "intent_at": datetime.now(timezone.utc).replace(tzinfo=None), "run_id": self.run.run_id,
         }
@@ -590,7 +565,7 @@ class Pipeline:
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         batch_row = {
             "submission_key": sub_key, "batch_id": None, "classifier": self.cfg.name, "version": self.cfg.version,
-            "model": self.cfg.spec.model, "mode": mode, "status": "submitting", "request_count": len(planned),
+            "model": self.cfg.spec.model, "mode": mode, "status": BatchStatus.SUBMITTING, "request_count": len(planned),
             "item_count": sum(len(p.items) for p in planned), "body_bytes": body_bytes, "intent_at": now,
             "run_id": self.run.run_id,
         }
@@ -602,7 +577,7 @@ class Pipeline:
             "model": [self.cfg.spec.model] * n_req, "attempt": [p.attempt for p in planned],
             "item_count": [len(p.items) for p in planned], "prefix_tokens": [prefix] * n_req,
             "cached_prefix": [cached] * n_req, "row_chars": [p.chars for p in planned],
-            "status": ["submitting"] * n_req,
+            "status": [RequestStatus.SUBMITTING] * n_req,
         }
         n_items = sum(len(p.items) for p in planned)
         items = {
@@ -837,7 +812,7 @@ def run(cfg: ClassifierConfig, wh: Warehouse, source_sql: str, *, this_sql: str 
         if cfg.wait_seconds > 0 and not cfg.dry_run:
             deadline = time.monotonic() + cfg.wait_seconds
             while time.monotonic() < deadline and any(
-                s["status"] != "submitting" for s in pipe.store.open_submissions(cfg.name)
+                s["status"] != BatchStatus.SUBMITTING for s in pipe.store.open_submissions(cfg.name)
             ):
                 time.sleep(cfg.poll_seconds)
                 pipe.collect()

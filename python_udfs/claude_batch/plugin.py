@@ -39,7 +39,9 @@ from typing import Any, Mapping, Sequence
 import pyarrow as pa
 
 from . import catalog, config as config_mod, cost, prompts, realtime
-from .errors import ClaudeBatchError
+from .logs import info
+from .statuses import Outcome
+from .errors import ApiContractError, ClaudeBatchError, ConfigError
 
 try:
     from dbt.adapters.duckdb.plugins import BasePlugin
@@ -153,7 +155,7 @@ class Classifier:
     def _spec(self, labels: tuple[str, ...], instructions: str | None) -> prompts.PromptSpec:
         names = [str(n) for n in labels]
         if len(names) < 2 or len(set(names)) != len(names) or any(not n.strip() for n in names):
-            raise ValueError(
+            raise ConfigError(
                 f"{self.settings.function_name}: labels must be at least two distinct non-empty names, got {names}"
             )
         return prompts.PromptSpec(
@@ -228,7 +230,7 @@ class Classifier:
         errored = 0
         for cid, result_type, message, error in answers:
             pack_texts = texts_of[cid]
-            if result_type != "succeeded" or message is None:
+            if result_type != Outcome.SUCCEEDED or message is None:
                 inner = (error or {}).get("error") or {}
                 if inner.get("type") in _FATAL:
                     refused.append(f"{inner.get('type')}: {inner.get('message')}")
@@ -237,17 +239,15 @@ class Classifier:
             billed += cost.billed_usd(spec.model, cost.Usage.from_api(message.get("usage")))
             outcomes, _ = prompts.parse_answer(spec, message.get("content") or [], range(1, len(pack_texts) + 1))
             for outcome, text in zip(outcomes, pack_texts):
-                if outcome.status == "succeeded":
+                if outcome.status == Outcome.SUCCEEDED:
                     answered[(version, text)] = outcome.labels[0]
         if refused and not answered:
-            raise RuntimeError(f"{self.settings.function_name}: the API refused the requests: {refused[0]}")
+            raise ApiContractError(f"{self.settings.function_name}: the API refused the requests: {refused[0]}")
         with self._lock:
             if len(self._memo) + len(answered) > _MEMO_MAX:
                 self._memo.clear()
             self._memo.update(answered)  # failures are not remembered: a later query tries again
             self.billed_usd += billed
-        from .pipeline import info
-
         missing = len(todo) - len(answered)
         info(
             f"{self.settings.function_name}: {len(todo)} text(s) in {len(requests)} request(s), "

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, Sequence
 
 from . import catalog, tokens
+from .statuses import Outcome
 
 TOOL_NAME = "classify"
 _DIGITS_RE = re.compile(r"[0-9]+")
@@ -432,7 +433,7 @@ class ItemOutcome:
     """What one packed row got from an answer."""
 
     item_id: int
-    status: Literal["succeeded", "missing", "invalid_output"]
+    status: Outcome  # SUCCEEDED, MISSING or INVALID_OUTPUT
     labels: tuple[str, ...] = ()
     error: str | None = None
 
@@ -476,7 +477,7 @@ def parse_answer(
     entries = payload.get(key) if isinstance(payload, dict) else None
     if not isinstance(entries, list):
         reason = f"answer is not JSON of the form {{\"{key}\": [...]}}"
-        return [ItemOutcome(i, "invalid_output", error=reason) for i in item_ids], raw
+        return [ItemOutcome(i, Outcome.INVALID_OUTPUT, error=reason) for i in item_ids], raw
 
     got: dict[int, list[str]] = {}
     bad: dict[int, str] = {}
@@ -501,14 +502,14 @@ def parse_answer(
     for item_id in item_ids:
         labels = got.get(item_id, [])
         if item_id in bad:
-            outcomes.append(ItemOutcome(item_id, "invalid_output", tuple(labels), bad[item_id]))
+            outcomes.append(ItemOutcome(item_id, Outcome.INVALID_OUTPUT, tuple(labels), bad[item_id]))
         elif not labels:
-            outcomes.append(ItemOutcome(item_id, "missing", error="row missing from the answer"))
+            outcomes.append(ItemOutcome(item_id, Outcome.MISSING, error="row missing from the answer"))
         elif not spec.multi_label and len(labels) > 1:
             outcomes.append(
                 ItemOutcome(
                     item_id,
-                    "invalid_output",
+                    Outcome.INVALID_OUTPUT,
                     tuple(labels),
                     f"several labels {labels} for a single-label classifier",
                 )
@@ -516,7 +517,7 @@ def parse_answer(
         else:
             # Keep label order stable (as declared) so results are deterministic.
             ordered = tuple(name for name in spec.label_names if name in labels)
-            outcomes.append(ItemOutcome(item_id, "succeeded", ordered))
+            outcomes.append(ItemOutcome(item_id, Outcome.SUCCEEDED, ordered))
     return outcomes, raw
 
 

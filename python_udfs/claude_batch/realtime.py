@@ -44,11 +44,13 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Corou
 
 import anthropic
 
-from . import batches, collect, packing, tokens
+from . import batches, collect, logs, packing, tokens
 from .crashpoints import checkpoint
 from . import client as client_mod
 from .client import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S, make_async_client
-from .errors import ApiContractError
+from .errors import ApiContractError, ConfigError
+from .logs import info, warn
+from .statuses import BatchStatus, Outcome, PreflightStatus
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
@@ -115,7 +117,7 @@ class Limits:
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
-            raise ValueError("Limits.concurrency must be at least 1")
+            raise ConfigError("Limits.concurrency must be at least 1")
         self._slots: deque[_Slot] = deque()  # completed, in completion order
         self._in_flight: set[_Slot] = set()
         self._cool_until = float("-inf")
@@ -326,16 +328,16 @@ async def _answer_one(client: Any, custom_id: str, params: dict, limits: Limits,
                     limits.note_rate_limited(_retry_after(exc.response.headers if exc.response else None),
                                              count=False)
                     continue
-                return custom_id, "errored", None, _status_error(exc)
+                return custom_id, Outcome.ERRORED, None, _status_error(exc)
             except anthropic.APITimeoutError as exc:
                 limits.settle(slot)
-                return custom_id, "errored", None, _error_dict("timeout_error", str(exc))
+                return custom_id, Outcome.ERRORED, None, _error_dict("timeout_error", str(exc))
             except anthropic.APIConnectionError as exc:
                 limits.settle(slot)
-                return custom_id, "errored", None, _error_dict("api_error", f"connection failed: {exc}")
+                return custom_id, Outcome.ERRORED, None, _error_dict("api_error", f"connection failed: {exc}")
             except Exception as exc:  # never raise for one row; the pipeline retries errored rows
                 limits.settle(slot, 0, 0)
-                return custom_id, "errored", None, _error_dict("api_error", f"{type(exc).__name__}: {exc}")
+                return custom_id, Outcome.ERRORED, None, _error_dict("api_error", f"{type(exc).__name__}: {exc}")
             except BaseException:
                 limits.settle(slot, 0, 0)
                 raise
@@ -346,7 +348,7 @@ async def _answer_one(client: Any, custom_id: str, params: dict, limits: Limits,
                 data["usage"] = usage
             used_in = int(usage.get("input_tokens") or 0) + int(usage.get("cache_creation_input_tokens") or 0)
             limits.settle(slot, used_in, int(usage.get("output_tokens") or 0))
-            return custom_id, "succeeded", data, None
+            return custom_id, Outcome.SUCCEEDED, data, None
 
 
 async def iter_answers(
@@ -425,9 +427,7 @@ class _Progress:
     """Requests done and rows per second, logged at most every PROGRESS_EVERY_S (any thread)."""
 
     def __init__(self, total_requests: int, total_rows: int, rows_of: dict[str, int]) -> None:
-        from .pipeline import info
-
-        self._info = info
+        self._info = logs.bound()[0]  # called on the loop thread: keep the caller's log
         self.total_requests = total_requests
         self.total_rows = total_rows
         self.rows_of = rows_of
@@ -449,7 +449,7 @@ class _Progress:
         with self._lock:
             self.requests += 1
             self.rows += self.rows_of.get(answer[0], 0)
-            self.errored += answer[1] != "succeeded"
+            self.errored += answer[1] != Outcome.SUCCEEDED
             now = time.monotonic()
             due = now - self._last >= PROGRESS_EVERY_S
             if due:
@@ -464,8 +464,6 @@ def submit(pipe: "Pipeline", planned: list[packing.PlannedRequest], prefix: int,
     Called by ``Pipeline.submit`` when the mode resolves to realtime. Writes the same tables as a
     collected batch (``collect.apply_staging``) and adds to ``pipe.run``.
     """
-    from .pipeline import info, warn
-
     cfg = pipe.cfg
     spec, model = cfg.spec, cfg.spec.model
     limits = Limits.from_config(cfg)
@@ -494,7 +492,7 @@ def submit(pipe: "Pipeline", planned: list[packing.PlannedRequest], prefix: int,
             pipe._record_intent(sub_key, chunk, body_bytes, prefix, cached, mode="realtime")
             checkpoint("after_intent")
             pipe.store.record_submitted(sub_key, {
-                "id": f"rt_{sub_key}", "processing_status": "in_progress", "created_at": _now_utc(),
+                "id": f"rt_{sub_key}", "processing_status": BatchStatus.IN_PROGRESS, "created_at": _now_utc(),
                 "expires_at": None,
             })
             checkpoint("after_submitted")
@@ -510,7 +508,7 @@ def submit(pipe: "Pipeline", planned: list[packing.PlannedRequest], prefix: int,
             """Write one chunk's answers (on this thread: one DuckDB connection); False: stop sending."""
             answers = future.result()
             staging = collect._Staging()
-            counts = {"succeeded": 0, "errored": 0}
+            counts = {Outcome.SUCCEEDED: 0, Outcome.ERRORED: 0}
             fatal: set[str] = set()
             for (custom_id, result_type, message, error), p in zip(answers, chunk):
                 collect.stage_message(staging, spec, model, custom_id, len(p.items), result_type, message, error)
@@ -519,7 +517,7 @@ def submit(pipe: "Pipeline", planned: list[packing.PlannedRequest], prefix: int,
                 if etype in FATAL_ERROR_TYPES:
                     fatal.add(etype)
             pipe.store.update_batch_status(sub_key, {
-                "processing_status": "ended", "ended_at": _now_utc(), "request_counts": counts,
+                "processing_status": BatchStatus.ENDED, "ended_at": _now_utc(), "request_counts": counts,
             })
             got = collect.apply_staging(pipe.store, staging, sub_key, classifier=cfg.name,
                                         batch_id=f"rt_{sub_key}", model=model)
@@ -530,7 +528,7 @@ def submit(pipe: "Pipeline", planned: list[packing.PlannedRequest], prefix: int,
             pipe.run.naive_usd += got.naive_usd
             info(f"realtime submission {sub_key}: {got.items} row(s) written, billed ${got.billed_usd:.4f}; "
                  + progress.line())
-            if fatal and counts["succeeded"] == 0:
+            if fatal and counts[Outcome.SUCCEEDED] == 0:
                 warn(f"realtime: every request of submission {sub_key} failed with {sorted(fatal)}; "
                      "the remaining rows are not sent and stay pending. Fix the key, model or permissions.")
                 return False
@@ -579,15 +577,13 @@ def preflight(pipe: "Pipeline", request: packing.PlannedRequest, prefix: int, ca
     run with the API's message, its rows pending again and nothing else sent; an answer is written
     like any real-time answer (those rows are done: nothing is paid twice). Recorded in cb_preflights.
     """
-    from .pipeline import info, warn
-
     cfg, store = pipe.cfg, pipe.store
     sub_key = packing.submission_key_sql(pipe.wh, cfg.version, store.next_intent_seq(cfg.name),
                                          request.req_no, request.req_no)
     request.custom_id = packing.custom_id(sub_key, 0)
     body_bytes = batches.request_bytes({"custom_id": request.custom_id, "params": request.params})
     pipe._record_intent(sub_key, [request], body_bytes, prefix, cached, mode="realtime")
-    store.record_submitted(sub_key, {"id": f"rt_{sub_key}", "processing_status": "in_progress",
+    store.record_submitted(sub_key, {"id": f"rt_{sub_key}", "processing_status": BatchStatus.IN_PROGRESS,
                                      "created_at": _now_utc(), "expires_at": None})
     checkpoint("after_preflight_intent")
     limits = Limits.from_config(cfg)
@@ -607,16 +603,16 @@ def preflight(pipe: "Pipeline", request: packing.PlannedRequest, prefix: int, ca
            "api_version": client_mod.sent_api_version(pipe.client), "sdk_version": anthropic.__version__,
            "custom_id": custom_id}
     inner = (error or {}).get("error") or {}
-    if result_type == "errored" and inner.get("type") in PREFLIGHT_FATAL:
+    if result_type == Outcome.ERRORED and inner.get("type") in PREFLIGHT_FATAL:
         message_text = f"{inner.get('type')}: {inner.get('message')}"
         store.record_abandoned(sub_key, f"preflight refused by the API: {message_text}")
-        store.record_preflight({**row, "status": "rejected", "message": message_text})
+        store.record_preflight({**row, "status": PreflightStatus.REJECTED, "message": message_text})
         raise ApiContractError(
             f"preflight: the API refused this classifier's first request ({message_text}); no batch was "
             f"created and nothing else was sent. Model {cfg.spec.model!r}, anthropic-version {row['api_version']}.")
     staging = collect._Staging()
     collect.stage_message(staging, cfg.spec, cfg.spec.model, custom_id, len(request.items), result_type, message, error)
-    store.update_batch_status(sub_key, {"processing_status": "ended", "ended_at": _now_utc(),
+    store.update_batch_status(sub_key, {"processing_status": BatchStatus.ENDED, "ended_at": _now_utc(),
                                         "request_counts": {result_type: 1}})
     got = collect.apply_staging(store, staging, sub_key, classifier=cfg.name, batch_id=f"rt_{sub_key}",
                                 model=cfg.spec.model)
@@ -627,8 +623,8 @@ def preflight(pipe: "Pipeline", request: packing.PlannedRequest, prefix: int, ca
     pipe.run.collected_items += got.items
     pipe.run.billed_usd += got.billed_usd or 0.0
     pipe.run.naive_usd += got.naive_usd or 0.0
-    if result_type == "succeeded":
-        store.record_preflight({**row, "status": "passed", "message": None})
+    if result_type == Outcome.SUCCEEDED:
+        store.record_preflight({**row, "status": PreflightStatus.PASSED, "message": None})
         info(f"preflight passed: the API answered the first request of version {cfg.version} in real time "
              f"({got.items} text(s) written)")
     else:  # overloaded, rate-limited, a timeout: not a verdict on our request; try again next run
@@ -649,8 +645,6 @@ def abandon_leftovers(store: "StateStore", classifier: str) -> int:
     pending (no attempt used). Call under the classifier's lock, before anything is submitted.
     Returns how many submissions were abandoned.
     """
-    from .pipeline import info
-
     rows = store.wh.fetchall(
         f"""SELECT submission_key, item_count FROM {store.t['cb_batches']}
             WHERE classifier = ? AND mode = 'realtime' AND status IN ('submitting', 'in_progress')

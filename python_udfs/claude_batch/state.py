@@ -22,10 +22,12 @@ import json
 from dataclasses import dataclass
 from typing import Sequence
 
+from . import statuses
+from .statuses import Outcome
 from .warehouse import Warehouse, quote_ident
 
-RETRYABLE_STATUSES = ("errored", "expired", "canceled", "missing", "invalid_output")
-IN_FLIGHT_STATUSES = ("submitting", "in_flight")
+RETRYABLE_STATUSES = statuses.RETRYABLE
+IN_FLIGHT_STATUSES = statuses.IN_FLIGHT
 
 # Tables are created with CREATE TABLE IF NOT EXISTS; columns are documented in models/claude_batch_state.yml.
 _DDL = {
@@ -532,10 +534,10 @@ class StateStore:
             [
                 batch["processing_status"],
                 batch.get("ended_at"),
-                counts.get("succeeded"),
-                counts.get("errored"),
-                counts.get("canceled"),
-                counts.get("expired"),
+                counts.get(Outcome.SUCCEEDED),
+                counts.get(Outcome.ERRORED),
+                counts.get(Outcome.CANCELED),
+                counts.get(Outcome.EXPIRED),
                 submission_key,
             ],
         )

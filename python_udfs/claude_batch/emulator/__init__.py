@@ -26,12 +26,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from ..errors import ClaudeBatchError
+
 if TYPE_CHECKING:
     from .server import EmulatorServer
 
 __all__ = ["Emulator", "start_emulator", "DEFAULT_API_KEY"]
 
 DEFAULT_API_KEY = "sk-ant-emulator-test-key"
+
+
+class EmulatorNotRunning(ClaudeBatchError, RuntimeError):
+    """A control method was called before ``start()`` or after ``stop()``."""
 
 
 class Emulator:
@@ -117,7 +123,7 @@ class Emulator:
     @property
     def server(self) -> "EmulatorServer":
         if self._server is None:
-            raise RuntimeError("the emulator is not running; call start() or use it as a context manager")
+            raise EmulatorNotRunning("the emulator is not running; call start() or use it as a context manager")
         return self._server
 
     # ------------------------------------------------------------------ where it is

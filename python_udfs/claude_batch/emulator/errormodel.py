@@ -66,6 +66,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from .faults import unit_hash
+from ..errors import ConfigError
 
 KEYS = frozenset({
     "seed", "base_error", "models", "pack_growth", "position_growth", "grouped_extra", "confusion",
@@ -76,43 +77,43 @@ _RATES = ("base_error", "pack_growth", "position_growth", "grouped_extra", "unsu
 
 def _rate(where: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(f"{where}: expected a number between 0 and 1, got {value!r}")
+        raise ConfigError(f"{where}: expected a number between 0 and 1, got {value!r}")
     return float(value)
 
 
 def validate(config: Any) -> dict:
     """A checked copy of an ``answer_errors`` configuration; raises ValueError naming the bad key."""
     if not isinstance(config, dict):
-        raise ValueError("answer_errors: expected a JSON object")
+        raise ConfigError("answer_errors: expected a JSON object")
     unknown = set(config) - KEYS
     if unknown:
-        raise ValueError(f"answer_errors: unknown keys {sorted(unknown)}")
+        raise ConfigError(f"answer_errors: unknown keys {sorted(unknown)}")
     out = json.loads(json.dumps(config))
     for key in _RATES:
         if out.get(key) is not None:
             _rate(f"answer_errors.{key}", out[key])
     seed = out.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ValueError(f"answer_errors.seed: expected an integer, got {seed!r}")
+        raise ConfigError(f"answer_errors.seed: expected an integer, got {seed!r}")
     models = out.get("models")
     if models is not None:
         if not isinstance(models, dict):
-            raise ValueError("answer_errors.models: expected {model id: rate}")
+            raise ConfigError("answer_errors.models: expected {model id: rate}")
         for name, value in models.items():
             _rate(f"answer_errors.models.{name}", value)
     confusion = out.get("confusion")
     if confusion is not None and confusion != "uniform":
         if not isinstance(confusion, dict):
-            raise ValueError('answer_errors.confusion: expected "uniform" or {true label: {wrong label: weight}}')
+            raise ConfigError('answer_errors.confusion: expected "uniform" or {true label: {wrong label: weight}}')
         for true, row in confusion.items():
             if not isinstance(row, dict):
-                raise ValueError(f"answer_errors.confusion.{true}: expected {{wrong label: weight}}")
+                raise ConfigError(f"answer_errors.confusion.{true}: expected {{wrong label: weight}}")
             for wrong, weight in row.items():
                 if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-                    raise ValueError(f"answer_errors.confusion.{true}.{wrong}: expected a weight >= 0, got {weight!r}")
+                    raise ConfigError(f"answer_errors.confusion.{true}.{wrong}: expected a weight >= 0, got {weight!r}")
     label = out.get("unsure_label")
     if label is not None and (not isinstance(label, str) or not label):
-        raise ValueError(f"answer_errors.unsure_label: expected a label name, got {label!r}")
+        raise ConfigError(f"answer_errors.unsure_label: expected a label name, got {label!r}")
     return out
 
 

@@ -11,6 +11,8 @@ import json
 import secrets
 from typing import Mapping
 
+from ..errors import ClaudeBatchError
+
 STATUS_TYPES: dict[int, str] = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -38,7 +40,7 @@ def new_request_id() -> str:
     return random_id("req_")
 
 
-class ApiError(Exception):
+class ApiError(ClaudeBatchError):
     """An HTTP error answer; the server turns it into the API's error JSON."""
 
     def __init__(

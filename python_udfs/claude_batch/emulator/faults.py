@@ -49,6 +49,8 @@ import hashlib
 import threading
 from typing import Any
 
+from ..errors import ConfigError
+
 _HTTP_ERROR_KEYS = {"status", "count", "path_prefix", "method", "retry_after"}
 _FRACTIONS = ("errored_fraction", "expired_fraction", "canceled_fraction")
 _RATE_KEYS = ("messages_rpm", "messages_itpm", "messages_otpm", "batch_rpm", "queue_cap")
@@ -74,9 +76,9 @@ def _number(config: dict, key: str, *, minimum: float = 0.0, maximum: float | No
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{key}: expected a number, got {value!r}")
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
     if value < minimum or (maximum is not None and value > maximum):
-        raise ValueError(f"{key}: {value!r} out of range")
+        raise ConfigError(f"{key}: {value!r} out of range")
 
 
 def _integer(config: dict, key: str, *, minimum: int = 0) -> None:
@@ -84,9 +86,9 @@ def _integer(config: dict, key: str, *, minimum: int = 0) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{key}: expected an integer, got {value!r}")
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{key}: {value!r} must be at least {minimum}")
+        raise ConfigError(f"{key}: {value!r} must be at least {minimum}")
 
 
 def validate(config: Any) -> dict:
@@ -94,29 +96,29 @@ def validate(config: Any) -> dict:
     if config is None:
         return {}
     if not isinstance(config, dict):
-        raise ValueError("fault configuration must be a JSON object")
+        raise ConfigError("fault configuration must be a JSON object")
     unknown = set(config) - _KNOWN
     if unknown:
-        raise ValueError(f"unknown fault keys: {', '.join(sorted(unknown))}")
+        raise ConfigError(f"unknown fault keys: {', '.join(sorted(unknown))}")
     config = copy.deepcopy(config)
     errors = config.get("http_errors") or []
     if not isinstance(errors, list):
-        raise ValueError("http_errors: expected a list")
+        raise ConfigError("http_errors: expected a list")
     for i, entry in enumerate(errors):
         if not isinstance(entry, dict):
-            raise ValueError(f"http_errors.{i}: expected an object")
+            raise ConfigError(f"http_errors.{i}: expected an object")
         extra = set(entry) - _HTTP_ERROR_KEYS
         if extra:
-            raise ValueError(f"http_errors.{i}: unknown keys {sorted(extra)}")
+            raise ConfigError(f"http_errors.{i}: unknown keys {sorted(extra)}")
         status = entry.get("status")
         if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
-            raise ValueError(f"http_errors.{i}.status: expected an HTTP error status, got {status!r}")
+            raise ConfigError(f"http_errors.{i}.status: expected an HTTP error status, got {status!r}")
         entry.setdefault("count", 1)
         _integer(entry, "count")
         _number(entry, "retry_after")
         for key in ("path_prefix", "method"):
             if entry.get(key) is not None and not isinstance(entry[key], str):
-                raise ValueError(f"http_errors.{i}.{key}: expected a string")
+                raise ConfigError(f"http_errors.{i}.{key}: expected a string")
     config["http_errors"] = errors
     _number(config, "latency_seconds")
     _integer(config, "drop_connections")
@@ -124,10 +126,10 @@ def validate(config: Any) -> dict:
     for key in _FRACTIONS:
         _number(config, key, maximum=1.0)
     if sum(float(config.get(k) or 0) for k in _FRACTIONS) > 1.0:
-        raise ValueError("errored_fraction + expired_fraction + canceled_fraction must not exceed 1")
+        raise ConfigError("errored_fraction + expired_fraction + canceled_fraction must not exceed 1")
     _integer(config, "seed", minimum=-(2**63))
     if config.get("never_finish") is not None and not isinstance(config["never_finish"], bool):
-        raise ValueError("never_finish: expected true or false")
+        raise ConfigError("never_finish: expected true or false")
     _number(config, "processing_seconds")
     if config.get("answer_errors") is not None:
         from .errormodel import validate as validate_errors  # here: errormodel imports this module

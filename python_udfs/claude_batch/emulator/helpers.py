@@ -21,6 +21,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from ..errors import ClaudeBatchError
+
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../claude_batch
 # Registers a bare ``claude_batch`` package (no __init__ run) before importing the helper.
 _BOOTSTRAP = (
@@ -30,8 +32,8 @@ _BOOTSTRAP = (
 )
 
 
-class HelperError(RuntimeError):
-    pass
+class HelperError(ClaudeBatchError, RuntimeError):
+    """A helper process failed or died."""
 
 
 def _send(stream, value: Any) -> None:

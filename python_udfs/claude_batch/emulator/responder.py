@@ -53,6 +53,7 @@ from typing import Any, Callable, Iterable
 
 from .. import prompts
 from .errormodel import ErrorModel
+from ..errors import ConfigError
 
 Directive = Any  # str | list[str] | {"label"} | {"labels"} | {"omit"} | {"raw"} | None
 Hook = Callable[[str, tuple, dict], Directive]
@@ -367,13 +368,13 @@ def _normalize(directive: Directive) -> _Directive | None:
             return _Directive([str(d) for d in directive["labels"]])
         if "label" in directive:
             return _Directive([str(directive["label"])])
-    raise ValueError(f"not a directive: {directive!r}")
+    raise ConfigError(f"not a directive: {directive!r}")
 
 
 def validate_directive(directive: Directive) -> None:
     """Raise ValueError when a scripted directive has an unknown shape."""
     if _normalize(directive) is None:
-        raise ValueError("a directive cannot be null")
+        raise ConfigError("a directive cannot be null")
 
 
 def _schema_instance(schema: Any, choose_one: Callable[[list[str]], str], choose_many) -> Any:

@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any, Callable, Iterator
 
 from .. import catalog
+from ..errors import ClaudeBatchError
 from . import versions
 from .errors import ApiError, ParamsError
 
@@ -72,8 +73,8 @@ _NEXT_REQUEST_RE = re.compile(rb'\}[ \t\n\r]*,[ \t\n\r]*\{[ \t\n\r]*"(?:custom_i
 _COMPACT_NEXT = b'},{"custom_id"'  # the same in compact JSON: bytes.find is twice as fast as the regex
 
 
-class BodyError(ValueError):
-    pass
+class BodyError(ClaudeBatchError, ValueError):
+    """A batch body that is not the JSON the API accepts."""
 
 
 def _fast_loads(data: bytes) -> Any:
