@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup java demo test bench clean
+.PHONY: setup java browser demo test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed (duckdb 2.0); set PYTHON=python3.11")'
@@ -26,8 +26,12 @@ demo: setup
 	$(BIN)/python scripts/demo.py
 
 ## The whole test suite (unit, emulator, pipeline end to end with real dbt runs, crash and fault suites).
-test: setup java
+test: setup java browser
 	$(BIN)/python -m pytest
+
+## Debian's Chromium for the report's browser test (scripts/ensure_chromium.sh: when missing, as root).
+browser:
+	@bash scripts/ensure_chromium.sh
 
 bench: setup
 	$(BIN)/python bench/emulator.py

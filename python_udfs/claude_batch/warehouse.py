@@ -32,6 +32,19 @@ class LockedError(ClaudeBatchError, RuntimeError):
     """Another run holds the classifier's lock."""
 
 
+@contextlib.contextmanager
+def open_database(path: str | os.PathLike, *, state_schema: str = "claude_batch") -> Iterator["Warehouse"]:
+    """A DuckDB file opened read-only, for readers beside dbt (the report). A missing file is an error,
+    not a new empty database."""
+    if not os.path.exists(path):
+        raise ClaudeBatchError(f"database file {os.fspath(path)!r} does not exist")
+    con = duckdb.connect(os.fspath(path), read_only=True)
+    try:
+        yield Warehouse(con, state_schema=state_schema)
+    finally:
+        con.close()
+
+
 class Warehouse:
     """DuckDB implementation (also the reference for other adapters)."""
 
@@ -154,6 +167,12 @@ class Warehouse:
 
     def now_sql(self) -> str:
         return "now()::TIMESTAMP"
+
+    def time_bucket_sql(self, unit: str, expr: str) -> str:
+        """A timestamp truncated to its ``unit`` ('minute', 'hour', 'day'): time series of the report."""
+        if unit not in ("minute", "hour", "day"):
+            raise ValueError(f"time bucket {unit!r}: minute, hour or day")
+        return f"date_trunc({quote_literal(unit)}, {expr})"
 
     def json_inner_sql(self, expr: str) -> str:
         """A text as it is inside a JSON string literal (escaped, without the quotes), as VARCHAR."""

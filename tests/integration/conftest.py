@@ -71,6 +71,16 @@ class DbtProject:
         finally:
             con.close()
 
+    def write_table(self, table: str, columns: str, rows: list[tuple]) -> None:
+        """Replace ``app.<table>`` (``columns``: its DDL) with ``rows``."""
+        con = duckdb.connect(str(self.db))
+        try:
+            con.execute("CREATE SCHEMA IF NOT EXISTS app")
+            con.execute(f"CREATE OR REPLACE TABLE app.{table} ({columns})")
+            con.executemany(f"INSERT INTO app.{table} VALUES ({', '.join('?' * len(columns.split(',')))})", rows)
+        finally:
+            con.close()
+
     def add_tickets(self, rows: list[tuple[str, int, str, str]]) -> None:
         con = duckdb.connect(str(self.db))
         try:

@@ -13,7 +13,6 @@ import json
 import random
 from collections import Counter, defaultdict
 
-import duckdb
 import pytest
 
 from claude_batch import workloads
@@ -31,16 +30,6 @@ def gold_rows() -> list[tuple[int, str, str]]:
     texts = sorted(gold)
     random.Random(5).shuffle(texts)
     return [(i + 1, text, gold[text]) for i, text in enumerate(texts[:N])]
-
-
-def write(project, table: str, columns: str, rows: list[tuple]) -> None:
-    con = duckdb.connect(str(project.db))
-    try:
-        con.execute("CREATE SCHEMA IF NOT EXISTS app")
-        con.execute(f"CREATE OR REPLACE TABLE app.{table} ({columns})")
-        con.executemany(f"INSERT INTO app.{table} VALUES ({', '.join('?' * len(columns.split(',')))})", rows)
-    finally:
-        con.close()
 
 
 def build_until_done(project, model: str, vars: dict, runs: int = 4) -> None:
@@ -131,8 +120,8 @@ def assert_same(expected: dict, got: dict) -> None:
 
 
 def test_single_label_figures_equal_an_independent_computation_and_the_bar_passes_or_fails(project, emulator, gold_rows):
-    write(project, "quality_reviews", "id INTEGER, body VARCHAR", [(i, t) for i, t, _ in gold_rows])
-    write(project, "quality_gold", "id INTEGER, label VARCHAR", [(i, g) for i, _, g in gold_rows])
+    project.write_table("quality_reviews", "id INTEGER, body VARCHAR", [(i, t) for i, t, _ in gold_rows])
+    project.write_table("quality_gold", "id INTEGER, label VARCHAR", [(i, g) for i, _, g in gold_rows])
     emulator.script({t: g for _, t, g in gold_rows})
     emulator.set_faults(answer_errors=ERRORS)
     build_until_done(project, "quality_sentiment", {})
@@ -188,8 +177,8 @@ def test_multi_label_figures_and_confusion_matrices(project, emulator):
         text = f"ticket {i}: " + " and ".join(labels)
         rows.append((i, text))
         truth[i] = labels
-    write(project, "quality_tickets", "id INTEGER, body VARCHAR", rows)
-    write(project, "quality_topics_gold", "id INTEGER, labels VARCHAR[]", [(i, truth[i]) for i, _ in rows])
+    project.write_table("quality_tickets", "id INTEGER, body VARCHAR", rows)
+    project.write_table("quality_topics_gold", "id INTEGER, labels VARCHAR[]", [(i, truth[i]) for i, _ in rows])
     emulator.script({text: truth[i] for i, text in rows})
     emulator.set_faults(answer_errors={"seed": 5, "base_error": 0.15, "confusion": "uniform"})
     build_until_done(project, "quality_topics", {})
@@ -219,8 +208,8 @@ def test_multi_label_figures_and_confusion_matrices(project, emulator):
 def test_keyed_answers_end_to_end_are_parsed_in_sql_and_carry_no_grouped_extra(project, emulator, gold_rows):
     """The same rows under both answer formats (two classifier versions): every row succeeds through
     the batch path's SQL parser, and the grouped format's extra errors show as the difference."""
-    write(project, "quality_reviews", "id INTEGER, body VARCHAR", [(i, t) for i, t, _ in gold_rows])
-    write(project, "quality_gold", "id INTEGER, label VARCHAR", [(i, g) for i, _, g in gold_rows])
+    project.write_table("quality_reviews", "id INTEGER, body VARCHAR", [(i, t) for i, t, _ in gold_rows])
+    project.write_table("quality_gold", "id INTEGER, label VARCHAR", [(i, g) for i, _, g in gold_rows])
     emulator.script({t: g for _, t, g in gold_rows})
     emulator.set_faults(answer_errors={**ERRORS, "grouped_extra": 0.2})
     accuracy = {}
