@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import logging
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -39,7 +38,6 @@ from . import _svg
 from .errors import ClaudeBatchError
 from .warehouse import Warehouse, open_database
 
-log = logging.getLogger("claude_batch.report")
 
 PER = 1000  # dollars are shown per 1,000 texts (or gold rows): sample sizes differ between configurations
 
