@@ -267,3 +267,51 @@ def without_gold(project, browser_context, tmp_path: Path) -> None:
 def test_the_docs_screenshot_is_committed_and_shown():
     assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "docs/report.png" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_a_multi_label_classifier_has_a_two_by_two_matrix_per_label(project, emulator, browser_context, tmp_path):
+    """quality_topics (multi-label) built by dbt in this process; the report read in this process too (a
+    second process could not open the file dbt-duckdb keeps open here), then rendered in the browser."""
+    import duckdb
+
+    from claude_batch import report
+    from claude_batch.warehouse import Warehouse
+
+    topics = ["billing", "shipping", "product"]
+    rng = random.Random(4)
+    truth = {i: sorted(rng.sample(topics, rng.choice([1, 1, 2])), key=topics.index) for i in range(1, 91)}
+    texts = {i: f"ticket {i}: " + " and ".join(t) for i, t in truth.items()}
+    project.write_table("quality_tickets", "id INTEGER, body VARCHAR", list(texts.items()))
+    project.write_table("quality_topics_gold", "id INTEGER, labels VARCHAR[]", list(truth.items()))
+    emulator.script({texts[i]: t for i, t in truth.items()})
+    emulator.set_faults(answer_errors={"seed": 5, "base_error": 0.15, "confusion": "uniform"})
+    for _ in range(3):
+        project.dbt("run", select="quality_topics")
+    project.dbt("run", select="quality_topics_eval quality_topics_confusion")
+
+    con = duckdb.connect(str(project.db))
+    try:
+        data = report.read(Warehouse(con), "quality_topics", evaluation="main.quality_topics_eval",
+                           confusion="main.quality_topics_confusion")
+        cells = {(label, gold, predicted): n for label, gold, predicted, n in con.execute(
+            "SELECT label, gold, predicted, row_count FROM main.quality_topics_confusion").fetchall()}
+        per_label = Counter(label for labels, in con.execute(
+            "SELECT labels FROM claude_batch.cb_current_results WHERE classifier = 'quality_topics' "
+            "AND status = 'succeeded'").fetchall() for label in labels)
+    finally:
+        con.close()
+    out = tmp_path / "topics.html"
+    out.write_text(report.render(data), encoding="utf-8")
+    page, seen = open_page(browser_context, out)
+    assert seen["errors"] == [] and seen["requests"] == [out.as_uri()]
+    shown = {(c.locator("xpath=..").get_attribute("data-row"), c.get_attribute("data-col")): int(c.inner_text())
+             for c in page.locator("table.confusion td").all()}
+    assert {k: n for k, n in shown.items() if n} == {
+        (f"{label}: {'yes' if gold else 'no'}", "yes" if predicted else "no"): n for (label, gold, predicted), n in cells.items() if n}
+    assert len(shown) == 2 * 2 * 3  # a 2x2 matrix per label
+    shown_counts = Counter()
+    for cell in page.locator("table.labels-over-time td[data-label]").all():
+        shown_counts[cell.get_attribute("data-label")] += int(cell.inner_text())
+    assert shown_counts == per_label and sum(per_label.values()) > 90  # several labels a row
+    assert page.locator("#quality svg.scatter g.point").count() == 1  # the evaluated version
+    page.close()
