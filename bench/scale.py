@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python_udfs"))
 
 from claude_batch import config as config_mod  # noqa: E402
-from claude_batch import batches, lifecycle, pipeline, workloads  # noqa: E402
+from claude_batch import batches, lifecycle, logs, pipeline, workloads  # noqa: E402
 from claude_batch.warehouse import Warehouse  # noqa: E402
 
 # Our stages, in the order they run (the emulator's wait between run 1 and run 2 is not ours).
@@ -129,7 +129,7 @@ def run_pipeline(tmp: Path, source: Path, tag: str, args: argparse.Namespace, cf
     client = pipeline.make_client()
 
     def steps(clock: Clock, first: str, second: str) -> pipeline.Pipeline:
-        lifecycle.check(cfg, lambda: client, pipeline.warn)
+        lifecycle.check(cfg, lambda: client, logs.warn)
         pipe = pipeline.Pipeline(cfg, wh, "app.reviews", client=client)
         pipe.prepare()
         pipe.lock()
