@@ -51,7 +51,8 @@ sys.path.insert(0, str(ROOT / "python_udfs"))
 
 import duckdb  # noqa: E402
 
-from claude_batch import catalog, config, cost, pipeline, prompts, tokens, workloads  # noqa: E402
+from claude_batch import catalog, config, cost, pipeline, prompts, tokens  # noqa: E402
+import workloads  # noqa: E402
 from claude_batch.emulator import Emulator  # noqa: E402
 from claude_batch.state import StateStore  # noqa: E402
 from claude_batch.warehouse import Warehouse  # noqa: E402

@@ -38,7 +38,7 @@ from dbt.cli.main import dbtRunner
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python_udfs"))
 
-from claude_batch import workloads  # noqa: E402
+import workloads  # noqa: E402
 
 MODEL_CLASSIFIED = '''
 from claude_batch import classify

@@ -42,7 +42,8 @@ sys.path.insert(0, str(ROOT / "python_udfs"))
 
 import duckdb  # noqa: E402
 
-from claude_batch import config, pipeline, workloads  # noqa: E402
+from claude_batch import config, pipeline  # noqa: E402
+import workloads  # noqa: E402
 from claude_batch.emulator import Emulator  # noqa: E402
 from claude_batch.warehouse import Warehouse  # noqa: E402
 

@@ -49,7 +49,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python_udfs"))
 
 from claude_batch import config as config_mod  # noqa: E402
-from claude_batch import batches, lifecycle, logs, pipeline, workloads  # noqa: E402
+from claude_batch import batches, lifecycle, logs, pipeline  # noqa: E402
+import workloads  # noqa: E402
 from claude_batch.warehouse import Warehouse  # noqa: E402
 
 # Our stages, in the order they run (the emulator's wait between run 1 and run 2 is not ours).

@@ -5,7 +5,7 @@ Two ways in, one way out:
   functions explode every answer into (request, row id, label) pairs and check the labels): no
   Python work per row, so a million rows are ingested at DuckDB's speed;
 - real-time answers, and the rare batch answer SQL cannot read (code fences, several text
-  blocks), go through ``prompts.parse_answer`` in Python (``_Staging``).
+  blocks), go through ``prompts.parse_answer`` in Python (``Staging``).
 Both fill the same two temp tables (``cb_tmp_req`` per request, ``cb_tmp_ans`` per row), and
 ``apply_staging`` writes a submission's outcomes to the state tables in one transaction. The two
 parsers follow the same rules; tests/unit/test_collect_parsers.py holds them to it.
@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from . import batches, catalog, cost, logs, prompts, tmpfiles, tokens
-from .crashpoints import checkpoint
+from ._crashpoints import checkpoint
 from .state import StateStore
 from .statuses import BatchStatus, Outcome
 from .warehouse import Warehouse, quote_literal
@@ -77,7 +77,7 @@ def single_answer_tokens(label: str) -> int:
     return tokens.count_text(json.dumps({"groups": [{"label": label, "ids": [1]}]}, separators=(",", ":")))
 
 
-class _Staging:
+class Staging:
     """Python-parsed outcomes, in columns (not a list of dicts) so they stay small in memory."""
 
     def __init__(self) -> None:
@@ -118,7 +118,7 @@ class _Staging:
         return pa.table(self.req, schema=_REQ_SCHEMA), pa.table(self.ans, schema=_ANS_SCHEMA)
 
 
-def stage_message(staging: _Staging, spec: prompts.PromptSpec, model: str, custom_id: str, item_count: int,
+def stage_message(staging: Staging, spec: prompts.PromptSpec, model: str, custom_id: str, item_count: int,
                   result_type: str, message: dict | None, error: dict | None, ln: int | None = None) -> None:
     """One request's outcome, from a batch result line or a real-time answer."""
     if result_type == Outcome.SUCCEEDED and message is not None:
@@ -150,7 +150,7 @@ def _create_staging_tables(wh: Warehouse) -> None:
         labels VARCHAR[], error VARCHAR, answer_tokens INTEGER)""")
 
 
-def _load_python_staging(wh: Warehouse, staging: _Staging) -> None:
+def _load_python_staging(wh: Warehouse, staging: Staging) -> None:
     req, ans = staging.tables()
     for name, table in (("cb_tmp_req", req), ("cb_tmp_ans", ans)):
         if table.num_rows == 0:
@@ -245,7 +245,7 @@ def stage_results_file(store: StateStore, path: Path, spec: prompts.PromptSpec, 
             FROM cb_tmp_lines l JOIN {source} f USING (custom_id)
             WHERE l.type = 'succeeded' AND l.answer IS NULL""")
     if odd:
-        staging = _Staging()
+        staging = Staging()
         for ln, custom_id, item_count, message in odd:
             stage_message(staging, spec, model, custom_id, int(item_count), Outcome.SUCCEEDED, json.loads(message), None,
                           ln=int(ln))
@@ -349,7 +349,7 @@ def _outcomes_sql(spec: prompts.PromptSpec) -> str:
 # ---------------------------------------------------------------------------- writing
 
 
-def apply_staging(store: StateStore, staging: _Staging | None, submission_key: str, *, classifier: str,
+def apply_staging(store: StateStore, staging: Staging | None, submission_key: str, *, classifier: str,
                   batch_id: str | None, model: str, final_status: str = BatchStatus.COLLECTED,
                   outcomes_sql: str = "SELECT * FROM cb_tmp_ans") -> Collected:
     """Write a submission's staged outcomes to its requests and to the results, in one transaction.
@@ -467,7 +467,7 @@ def collect_batch(store: StateStore, client: Any, sub: dict, spec: prompts.Promp
     expected = int(sub["request_count"])
     if batch.get("archived_at") or not batch.get("results_url"):
         # Results are gone (archived after 29 days): nothing we can see was billed; retry the rows.
-        staging = _Staging()
+        staging = Staging()
         for (cid,) in store.wh.fetchall(
             f"SELECT custom_id FROM {store.t['cb_requests']} WHERE submission_key = ?", [sub["submission_key"]]
         ):

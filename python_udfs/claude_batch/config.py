@@ -28,6 +28,11 @@ MAX_BATCH_BYTES = 256 * 1000 * 1000  # the API's 256 MB, counted conservatively 
 
 Mode = Literal["batch", "realtime", "auto"]
 
+# The output's columns (output.py) after the key(s) and the pass-through columns (a pass-through column may not take a name here).
+OUTPUT_COLUMNS = ("label", "labels", "status", "error_type", "error_message", "raw_answer", "classifier",
+                  "classifier_version", "model", "custom_id", "batch_id", "attempt", "text_hash", "truncated",
+                  "cost_usd", "naive_usd", "classified_at")
+
 
 @dataclass(frozen=True)
 class ClassifierConfig:
@@ -133,7 +138,7 @@ UNSURE_DESCRIPTION = ("only when the text gives you no good reason to choose any
                       "never as a shortcut for a label that fits")
 
 
-def _as_bool(name: str, value: Any) -> bool:
+def as_bool(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, (int, float)) and value in (0, 1):
@@ -286,7 +291,7 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
         instructions=instructions,
         labels=labels,
         examples=examples,
-        multi_label=_as_bool("multi_label", merged.get("multi_label", False)),
+        multi_label=as_bool("multi_label", merged.get("multi_label", False)),
         output_mode=output_mode,
         cache_ttl=cache_ttl,
         sampling=sampling,
@@ -319,7 +324,7 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
                 raise ConfigError(f"setting 'preflight' must be auto, always or never, got {value!r}")
             opts[opt] = value
         elif opt in {"reclassify", "dry_run", "count_tokens_api"}:
-            opts[opt] = _as_bool(opt, value)
+            opts[opt] = as_bool(opt, value)
         elif opt == "mode":
             if value not in ("batch", "realtime", "auto"):
                 raise ConfigError(f"setting 'mode' must be batch, realtime or auto, got {value!r}")
@@ -454,9 +459,7 @@ def _columns(value: Any, key_columns: tuple[str, ...]) -> tuple[str, ...]:
     keys = [c for c in cols if c in key_columns]
     if keys:
         raise ConfigError(f"setting 'columns': {keys} already in the output as the key")
-    from .output import OUTPUT_COLUMNS  # the output's own columns cannot be overwritten
-
-    taken = [c for c in cols if c.lower() in OUTPUT_COLUMNS]
+    taken = [c for c in cols if c.lower() in OUTPUT_COLUMNS]  # the output's own columns cannot be overwritten
     if taken:
         raise ConfigError(f"setting 'columns': {taken} would clash with the output's own column(s) of that name")
     return cols
@@ -498,3 +501,20 @@ def describe(config: ClassifierConfig) -> dict:
     data = asdict(config)
     data["version"] = config.version
     return data
+
+
+def recorded_spec(settings: Mapping[str, Any]) -> prompts.PromptSpec:
+    """The prompt spec of a version from what ``describe`` recorded (``cb_versions.settings_json``)."""
+    spec = settings["spec"]
+    return prompts.PromptSpec(
+        model=spec["model"],
+        instructions=spec["instructions"],
+        labels=tuple(prompts.Label(**label) for label in spec["labels"]),
+        examples=tuple(prompts.Example(e["text"], tuple(e["labels"])) for e in spec["examples"]),
+        multi_label=spec["multi_label"],
+        output_mode=spec["output_mode"],
+        cache_ttl=spec["cache_ttl"],
+        sampling=tuple(tuple(pair) for pair in spec.get("sampling") or ()),  # older versions sent temperature
+        extra=tuple(tuple(pair) for pair in spec["extra"]),
+        answer_format=spec.get("answer_format", "grouped"),  # versions recorded before it existed were grouped
+    )

@@ -91,7 +91,7 @@ def resolve(node: Any | None, options: dict | None, warn: Callable[[str], None])
     """``(options, forced)`` for ``build_config``: the model's settings (``options`` given to
     ``classify`` win over ``meta.claude``, which wins over the old ``claude`` key), and the settings a
     switch var turns on (they win over everything: ``--vars '{claude_dry_run: true}'`` must never send)."""
-    from .config import _as_bool
+    from .config import as_bool
 
     meta, legacy = settings(node)
     if legacy:
@@ -103,6 +103,6 @@ def resolve(node: Any | None, options: dict | None, warn: Callable[[str], None])
     forced = {}
     for var_name, setting in SWITCH_VARS.items():
         value = var(node, var_name)
-        if value is not _MISSING and _as_bool(var_name, value):
+        if value is not _MISSING and as_bool(var_name, value):
             forced[setting] = True
     return merged, forced

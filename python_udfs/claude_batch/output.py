@@ -4,7 +4,7 @@
 the rows whose classification changed since the model's table was written, so a nightly run with
 nothing new returns nothing; dbt's delete+insert then replaces those keys' rows.
 
-Columns: the key(s), the pass-through ``columns``, then ``OUTPUT_COLUMNS``. Three rules shape it:
+Columns: the key(s), the pass-through ``columns``, then ``config.OUTPUT_COLUMNS``. Three rules shape it:
 
 - **cost**: ``cost_usd`` is everything this classifier was billed for the row's text (every version,
   every attempt) divided by the source rows that carry the text, so the column sums to the classifier's
@@ -28,10 +28,6 @@ if TYPE_CHECKING:
     from .state import StateStore
     from .warehouse import Warehouse
 
-# The columns after the key(s) and the pass-through columns (a pass-through column may not take a name here).
-OUTPUT_COLUMNS = ("label", "labels", "status", "error_type", "error_message", "raw_answer", "classifier",
-                  "classifier_version", "model", "custom_id", "batch_id", "attempt", "text_hash", "truncated",
-                  "cost_usd", "naive_usd", "classified_at")
 LABELLED_STATUSES = statuses.LABELLED  # the statuses whose rows carry a label
 # A stored share equal to the current one within this relative error is unchanged: sums of doubles
 # may come out in another order (last bits), while a real change (a new row on the text, a new billed

@@ -24,7 +24,6 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from . import prompts
-from .state import PendingItem
 from .warehouse import Warehouse
 
 CUSTOM_ID_LEN = 19
@@ -34,6 +33,15 @@ REQ_DIGITS = 6
 ITEMS = "cb_tmp_packed"  # the plan (a view): one row per pending item, its pending columns, req_no and item_id
 RANKED = "cb_tmp_ranked"  # the plan's rows when packing had to rank them (alone items, split runs)
 REQUESTS = "cb_tmp_reqs"  # one row per request: req_no, n_items, chars, attempt
+
+
+@dataclass(slots=True)
+class PendingItem:
+    text_hash: str
+    text: str
+    rows: int
+    attempt: int  # the attempt this submission will be (1 = first)
+    alone: bool  # previous answer lost or garbled this item: send it in a request of its own
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,105 +13,32 @@ The steps, in order, each safe to interrupt:
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
 import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import anthropic
-import numpy as np
 
-from . import batches, bodies, catalog, collect, config as config_mod, cost, dbt_context, lifecycle, packing, prompts, tmpfiles, tokens
+from . import batches, bodies, budget, catalog, collect, config as config_mod, cost, dbt_context, lifecycle, locks, output, packing, prompts, realtime, submissions, tmpfiles
 from .errors import ApiContractError
 from .logs import info, warn
-from . import estimate as estimate_mod
 from . import source as source_rows
 from . import client as client_mod
 from .client import make_client
-from .crashpoints import checkpoint
+from ._crashpoints import checkpoint
 from .config import ClassifierConfig
+from .runs import RunReport
 from .state import StateStore
-from .statuses import BatchStatus, RequestStatus
+from .statuses import BatchStatus
 from .warehouse import Warehouse, quote_literal as _lit
 
-LOCK_STALE_AFTER_S = 3 * 3600
 ROWS = "cb_tmp_rows"  # this run's source rows (temp table): keys, text (rows to send, until gathered), text_hash, truncated, skip_reason
 PENDING = "cb_tmp_pending"  # this run's pending items (temp table): rn, text_hash, text, n_rows, attempt, alone, chars
 PER_VERSION = "cb_tmp_per_version"  # this run's StateStore.per_version_sql, materialised by gather
-
-
-@dataclass
-class RunReport:
-    run_id: str
-    classifier: str
-    version: str
-    mode: str
-    dry_run: bool
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(tzinfo=None))
-    source_rows: int = 0
-    pending_texts: int = 0
-    submitted_texts: int = 0
-    submitted_requests: int = 0
-    submitted_batches: int = 0
-    collected_requests: int = 0
-    collected_items: int = 0
-    estimated_usd: float = 0.0
-    billed_usd: float = 0.0
-    naive_usd: float = 0.0
-    notes: list[str] = field(default_factory=list)
-
-    def row(self) -> dict:
-        return {
-            "run_id": self.run_id, "classifier": self.classifier, "version": self.version, "mode": self.mode,
-            "dry_run": self.dry_run, "started_at": self.started_at,
-            "finished_at": datetime.now(timezone.utc).replace(tzinfo=None),
-            "source_rows": self.source_rows, "pending_texts": self.pending_texts,
-            "submitted_texts": self.submitted_texts, "submitted_requests": self.submitted_requests,
-            "submitted_batches": self.submitted_batches, "collected_requests": self.collected_requests,
-            "collected_items": self.collected_items, "estimated_usd": self.estimated_usd,
-            "billed_usd": self.billed_usd, "naive_usd": self.naive_usd, "note": "; ".join(self.notes) or None,
-        }
-
-    def summary(self) -> str:
-        saved = self.naive_usd - self.billed_usd
-        pct = f" ({saved / self.naive_usd:.0%})" if self.naive_usd > 0 else ""
-        return (
-            f"{self.classifier} v{self.version}: collected {self.collected_items} text(s) in {self.collected_requests} "
-            f"request(s), billed ${self.billed_usd:.4f}, naive ${self.naive_usd:.4f}, saved ${saved:.4f}{pct}; "
-            f"submitted {self.submitted_texts} of {self.pending_texts} pending text(s) in {self.submitted_requests} "
-            f"request(s) / {self.submitted_batches} batch(es), estimated ${self.estimated_usd:.4f}"
-            + (" [dry run: nothing sent]" if self.dry_run else "")
-        )
-
-
-def _spec_for(store: StateStore, version: str, current: ClassifierConfig) -> prompts.PromptSpec:
-    """The prompt spec a submission was made with (to check its labels), from the versions table."""
-    if version == current.version:
-        return current.spec
-    import json
-
-    raw = store.wh.scalar(f"SELECT settings_json FROM {store.t['cb_versions']} WHERE version = ? LIMIT 1", [version])
-    if not raw:
-        return current.spec
-    spec = json.loads(raw)["spec"]
-    return prompts.PromptSpec(
-        model=spec["model"],
-        instructions=spec["instructions"],
-        labels=tuple(prompts.Label(**label) for label in spec["labels"]),
-        examples=tuple(prompts.Example(e["text"], tuple(e["labels"])) for e in spec["examples"]),
-        multi_label=spec["multi_label"],
-        output_mode=spec["output_mode"],
-        cache_ttl=spec["cache_ttl"],
-        sampling=tuple(tuple(pair) for pair in spec.get("sampling") or ()),  # older versions sent temperature
-        extra=tuple(tuple(pair) for pair in spec["extra"]),
-        answer_format=spec.get("answer_format", "grouped"),  # versions recorded before it existed were grouped
-    )
 
 
 class Pipeline:
@@ -126,7 +53,7 @@ class Pipeline:
         self.run = RunReport(
             run_id=uuid.uuid4().hex[:16], classifier=cfg.name, version=cfg.version, mode=cfg.mode, dry_run=cfg.dry_run
         )
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{self.run.run_id}"
+        self.owner = locks.owner(self.run.run_id)
         self._per_version_at: int | None = None  # store.result_writes when PER_VERSION was made
 
     @property
@@ -134,6 +61,18 @@ class Pipeline:
         if self._client is None:
             self._client = make_client(api_version=self.cfg.api_version)
         return self._client
+
+    @property
+    def given_client(self) -> Any | None:
+        """The client this run has so far (the caller's, sync or async, or one made on first use), without making one."""
+        return self._client
+
+    def _spec_of(self, version: str) -> prompts.PromptSpec:
+        """The prompt spec a submission was made with (to check its labels), from the versions table."""
+        if version == self.cfg.version:
+            return self.cfg.spec
+        settings = self.store.version_settings(version)
+        return config_mod.recorded_spec(settings) if settings else self.cfg.spec
 
     # ------------------------------------------------------------------ steps
     def prepare(self) -> None:
@@ -198,18 +137,13 @@ class Pipeline:
     def lock(self) -> None:
         table = self.store.t["cb_locks"]
         row = self.wh.fetchall(f"SELECT owner FROM {table} WHERE classifier = ?", [self.cfg.name])
-        stale_after = LOCK_STALE_AFTER_S
-        if row and _owner_is_dead(row[0][0]):
-            stale_after = 0  # the holder died on this machine (e.g. killed): its lock means nothing
-        self.wh.acquire_lock(table, self.cfg.name, self.owner, stale_after)
+        self.wh.acquire_lock(table, self.cfg.name, self.owner, locks.stale_after(row[0][0] if row else None))
 
     def unlock(self) -> None:
         self.wh.release_lock(self.store.t["cb_locks"], self.cfg.name, self.owner)
 
     def reconcile(self) -> None:
         """Submissions left 'submitting' by a crash: adopt the batch the API has, or give them up."""
-        from . import realtime
-
         realtime.abandon_leftovers(self.store, self.cfg.name)  # no server-side state to adopt
         for sub in self.store.open_submissions(self.cfg.name):
             if sub["status"] != BatchStatus.SUBMITTING:
@@ -259,7 +193,7 @@ class Pipeline:
         rejected: list[str] = []
         for sub in subs:
             self._cancel_if_requested(sub)
-            spec = _spec_for(self.store, sub["version"], self.cfg)
+            spec = self._spec_of(sub["version"])
             try:
                 got = collect.collect_batch(self.store, self.client, sub, spec, classifier=self.cfg.name)
             except (anthropic.AuthenticationError, anthropic.PermissionDeniedError):
@@ -361,21 +295,17 @@ class Pipeline:
         if plan.message:
             warn(plan.message)
         preflight = batch and self._needs_preflight()
-        guard = _Guard(self, prefix, plan.mark, batch=batch, preflight=preflight)
+        guard = budget.Guard(self, prefix, plan.mark, batch=batch, preflight=preflight)
         shapes = packing.shapes(self.wh)
         admitted = guard.admit(shapes)  # requests 1..admitted go
         if self.cfg.dry_run or not admitted:
             pass
         elif mode == "realtime":
-            from . import realtime
-
             planned = packing.fetch_planned(self.wh, 1, admitted, self.cfg.spec, plan.mark)
             realtime.submit(self, planned, prefix, plan.mark)
         else:
             first = 1
             if preflight:
-                from . import realtime
-
                 planned = packing.fetch_planned(self.wh, 1, 1, self.cfg.spec, plan.mark)
                 realtime.preflight(self, planned[0], prefix, plan.mark)  # raises ApiContractError if refused
                 first = 2
@@ -402,7 +332,7 @@ class Pipeline:
             size = size or max(self.cfg.calibration_pack_sizes)
             self.cfg = dataclasses.replace(self.cfg, pack_size=size)
             return True
-        limit = _Guard.run_limit(self)
+        limit = budget.Guard.run_limit(self)
         caps = [c for c in (limit, self.cfg.calibration_max_usd) if c is not None]
         size, spent = calibrate.auto_pack_size(self.cfg, self.wh, self.source_sql, self.client,
                                                max_usd=min(caps) if caps else None, say=info, warn=warn)
@@ -486,13 +416,13 @@ class Pipeline:
             workers = max(1, self.cfg.parallel_creates)
             pool = ThreadPoolExecutor(max_workers=workers)
             in_flight: list = []
-            pacer = _Pacer(self.cfg.batch_rpm)
+            pacer = budget.Pacer(self.cfg.batch_rpm)
             for first, last, _ in ranges:
                 sub_key = packing.submission_key_sql(self.wh, self.cfg.version, seq, first, last)
                 seq += 1
                 body = bodies.BatchBody(encoder, rows, first, last, sub_key)
                 n_req = last - first + 1
-                n_items = self._record_intent_sql(sub_key, first, last, body.size, prefix, cached)
+                n_items = submissions.record_intent_sql(self, sub_key, first, last, body.size, prefix, cached)
                 checkpoint("after_intent")
                 while len(in_flight) >= workers:
                     self._finish_create(*in_flight.pop(0))
@@ -511,30 +441,6 @@ class Pipeline:
             if pool is not None:
                 pool.shutdown(wait=True)
             scratch.cleanup()
-
-    def _record_intent_sql(self, sub_key: str, first: int, last: int, body_bytes: int, prefix: int,
-                           cached: bool) -> int:
-        """The intent of requests ``first``..``last`` (planned in the warehouse); returns its item count."""
-        n_req, n_items = self.wh.fetchall(
-            f"SELECT count(*), sum(n_items) FROM {packing.REQUESTS} WHERE req_no BETWEEN ? AND ?", [first, last])[0]
-        batch_row = {
-            "submission_key": sub_key, "batch_id": None, "classifier": self.cfg.name, "version": self.cfg.version,
-            "model": self.cfg.spec.model, "mode": "batch", "status": BatchStatus.SUBMITTING, "request_count": int(n_req),
-            "item_count": int(n_items), "body_bytes": body_bytes,
-            "intent_at": datetime.now(timezone.utc).replace(tzinfo=None), "run_id": self.run.run_id,
-        }
-        where = f"BETWEEN {int(first)} AND {int(last)}"
-        self.store.record_intent_sql(
-            batch_row,
-            f"""SELECT {packing.custom_id_sql(sub_key, f'req_no - {int(first)}')}, {_lit(sub_key)}, {_lit(self.cfg.name)},
-                       {_lit(self.cfg.version)}, {_lit(self.cfg.spec.model)}, attempt, n_items,
-                       {int(prefix)}, {bool(cached)}, chars, 'submitting'
-                FROM {packing.REQUESTS} WHERE req_no {where}""",
-            f"""SELECT {packing.custom_id_sql(sub_key, f'req_no - {int(first)}')}, item_id, {_lit(self.cfg.version)},
-                       text_hash, attempt, chars
-                FROM {packing.ITEMS} WHERE req_no {where}""",
-        )
-        return int(n_items)
 
     def _finish_create(self, sub_key: str, n_requests: int, future) -> None:
         """Record what the create call answered, on this thread (one DuckDB connection)."""
@@ -560,42 +466,10 @@ class Pipeline:
         checkpoint("after_submitted")
         info(f"submitted batch {batch['id']} ({n_requests} request(s))")
 
-    def _record_intent(self, sub_key: str, planned: list[packing.PlannedRequest], body_bytes: int, prefix: int,
-                       cached: bool, *, mode: str) -> None:
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
-        batch_row = {
-            "submission_key": sub_key, "batch_id": None, "classifier": self.cfg.name, "version": self.cfg.version,
-            "model": self.cfg.spec.model, "mode": mode, "status": BatchStatus.SUBMITTING, "request_count": len(planned),
-            "item_count": sum(len(p.items) for p in planned), "body_bytes": body_bytes, "intent_at": now,
-            "run_id": self.run.run_id,
-        }
-        # Columns, not a dict per row: a batch can carry a million items.
-        n_req = len(planned)
-        requests = {
-            "custom_id": [p.custom_id for p in planned], "submission_key": [sub_key] * n_req,
-            "classifier": [self.cfg.name] * n_req, "version": [self.cfg.version] * n_req,
-            "model": [self.cfg.spec.model] * n_req, "attempt": [p.attempt for p in planned],
-            "item_count": [len(p.items) for p in planned], "prefix_tokens": [prefix] * n_req,
-            "cached_prefix": [cached] * n_req, "row_chars": [p.chars for p in planned],
-            "status": [RequestStatus.SUBMITTING] * n_req,
-        }
-        n_items = sum(len(p.items) for p in planned)
-        items = {
-            "custom_id": [p.custom_id for p in planned for _ in p.items],
-            "item_id": [local for p in planned for local, _, _ in p.items],
-            "version": [self.cfg.version] * n_items,
-            "text_hash": [item.text_hash for p in planned for _, item, _ in p.items],
-            "attempt": [item.attempt for p in planned for _, item, _ in p.items],
-            "row_chars": [n for p in planned for _, _, n in p.items],
-        }
-        self.store.record_intent(batch_row, requests, items)
-
     def output_sql(self, this_sql: str | None) -> str:
         """Every source row with its current classification (or why it has none); with ``this_sql``
         (an incremental run), only the rows that changed since that table was written (``output.py``).
         """
-        from . import output
-
         fresh = self._per_version_at == self.store.result_writes  # no result written since gather
         per_version = (f"SELECT * FROM {PER_VERSION}" if fresh else self.store.per_version_sql(
             self.store.accepted_versions(self.cfg.name, self.cfg.version, self.cfg.reclassify)))
@@ -605,145 +479,6 @@ class Pipeline:
     def finish(self) -> None:
         self.store.record_run(self.run.row())
         info(self.run.summary())
-
-
-def _owner_is_dead(owner: str) -> bool:
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-class _Pacer:
-    """Client-side pacing of batch-endpoint calls (one RPM limit across them)."""
-
-    def __init__(self, rpm: int):
-        self.gap = 60.0 / rpm if rpm else 0.0
-        self.next_at = 0.0
-
-    def wait(self) -> None:
-        now = time.monotonic()
-        if now < self.next_at:
-            time.sleep(self.next_at - now)
-        self.next_at = max(now, self.next_at) + self.gap
-
-
-class _Guard:
-    """Budget guard and processing-queue cap, applied to the planned requests in order.
-
-    The estimate is an upper bound (docs/cost.md): the prefix (written once at the cache-write price,
-    then read) and the rows' input tokens from ``estimate.py`` (local counter, or calibrated with the
-    API's count_tokens when ``count_tokens_api`` is on), and ``max_tokens`` of output per request.
-    """
-
-    def __init__(self, pipe: "Pipeline", prefix: int, cached: bool, *, batch: bool, preflight: bool = False):
-        self.pipe, self.prefix, self.cached, self.batch = pipe, prefix, cached, batch
-        self.preflight = preflight  # the first request goes as a real-time call, at standard prices
-        cfg = pipe.cfg
-        self.limit = self.run_limit(pipe)
-        self.room = None if cfg.queue_cap is None else max(cfg.queue_cap - pipe.store.in_flight_requests(), 0)
-        self.admitted = self.admitted_texts = 0
-        self.refused = self.refused_texts = 0
-        self.reason: str | None = None
-        self.spent = 0.0
-        self.calibration: estimate_mod.Calibration | None = None
-
-    @staticmethod
-    def run_limit(pipe: "Pipeline") -> float | None:
-        """Dollars this run may still commit: max_usd_per_run and what max_usd_per_day leaves, less
-        what the run already committed (a calibration, another pass); None without a budget."""
-        cfg = pipe.cfg
-        limit = cfg.max_usd_per_run
-        if cfg.max_usd_per_day is not None:
-            left_today = max(cfg.max_usd_per_day - pipe.store.spent_today_usd(cfg.name), 0.0)
-            limit = left_today if limit is None else min(limit, left_today)
-        return None if limit is None else max(limit - pipe.run.estimated_usd, 0.0)
-
-    def _calibrate(self, request: packing.RequestShape) -> estimate_mod.Calibration:
-        cal = estimate_mod.local(self.prefix, tokens.tokenizer_ratio(self.pipe.cfg.spec.model))
-        if self.pipe.cfg.count_tokens_api:
-            try:
-                sample = packing.fetch_planned(self.pipe.wh, request.req_no, request.req_no,
-                                               self.pipe.cfg.spec, self.cached)[0]
-                cal = estimate_mod.calibrate(self.pipe.client, self.pipe.cfg.spec, sample.rows(),
-                                             cached=self.cached, local_prefix=self.prefix)
-            except Exception as exc:  # API or network error: the local estimate stands
-                warn(f"count_tokens_api: count_tokens failed ({exc}); using the local estimate")
-            info(cal.describe())
-            self.pipe.run.notes.append(cal.describe())
-        return cal
-
-    def estimates(self, shapes: packing.RequestShapes) -> np.ndarray:
-        """Each request's estimated cost, in order; the first pays the cache write, the rest read it.
-        Columns, not a loop: 20,000 requests are priced at once."""
-        if self.calibration is None:
-            self.calibration = self._calibrate(shapes[0])
-        spec = self.pipe.cfg.spec
-        rows_in = self.calibration.rows_tokens_many(shapes.chars, shapes.n_items)
-        prefix = self.calibration.prefix_tokens
-        sizes, which = np.unique(shapes.n_items, return_inverse=True)  # a handful of pack sizes
-        out = np.array([prompts.max_tokens_for(spec, int(n)) for n in sizes], dtype=np.float64)[which]
-        model = spec.model
-
-        def priced(tier: str) -> Any:
-            if self.cached:
-                first = np.zeros(len(shapes), dtype=bool)
-                first[0] = True
-                one_hour = spec.cache_ttl == "1h"
-                written = np.where(first, prefix, 0)
-                return cost.billed_usd_many(
-                    model, tier, input_tokens=rows_in, output_tokens=out,
-                    cache_write_1h_tokens=written if one_hour else 0, cache_write_5m_tokens=0 if one_hour else written,
-                    cache_read_tokens=np.where(first, 0, prefix))
-            return cost.billed_usd_many(model, tier, input_tokens=rows_in + prefix, output_tokens=out)
-
-        est = priced("batch" if self.batch else "standard")
-        if est is None:  # a model with no prices (said in the log): no dollar estimate, nothing to cap
-            return np.zeros(len(shapes))
-        if self.preflight and self.batch and len(shapes):
-            est = np.array(est, dtype=np.float64)
-            est[0] = priced("standard")[0]
-        return est
-
-    def admit(self, shapes: packing.RequestShapes) -> int:
-        """How many requests go (always the first ones, in order): until the queue cap or the budget
-        would be passed. The rest wait for a later run."""
-        n = len(shapes)
-        if not n:
-            return 0
-        est = self.estimates(shapes)
-        room = n if self.room is None else min(self.room, n)
-        spent = np.cumsum(est[:room])  # in order, as a running total: the same sums as one by one
-        k = room if self.limit is None else int(np.searchsorted(spent, self.limit, side="right"))
-        if k < n:
-            self.reason = (f"processing-queue cap {self.pipe.cfg.queue_cap}" if self.room is not None and k >= self.room
-                           else f"budget ${self.limit:.4f}")
-        self.spent = float(spent[k - 1]) if k else 0.0
-        self.admitted, self.admitted_texts = k, int(shapes.n_items[:k].sum())
-        self.refused, self.refused_texts = n - k, int(shapes.n_items[k:].sum())
-        return k
-
-    def report(self) -> None:
-        run = self.pipe.run
-        run.estimated_usd += self.spent
-        verb = "would submit" if self.pipe.cfg.dry_run else "submitted"
-        info(f"estimate: {verb} {self.admitted_texts} text(s) in {self.admitted} request(s), up to ${self.spent:.4f}")
-        if self.reason:
-            note = (
-                f"{self.reason} reached: {self.admitted_texts} text(s) submitted (up to ${self.spent:.4f}), "
-                f"{self.refused_texts} text(s) in {self.refused} request(s) wait for a later run"
-            )
-            warn(note)
-            run.notes.append(note)
-        if self.pipe.cfg.dry_run:
-            run.notes.append(f"dry run: {self.admitted_texts} text(s), up to ${self.spent:.4f}")
 
 
 def classify(

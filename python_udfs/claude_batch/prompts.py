@@ -4,7 +4,7 @@ Wire format (the emulator understands it too):
 
 - ``system``: one text block holding the instructions, the label definitions and the few-shot
   examples. It is byte-identical in every request of a classifier version, so it is the cached prefix;
-  the cache breakpoint sits on it when it is long enough for the model (see ``cost_plan``).
+  the cache breakpoint sits on it when it is long enough for the model (see ``cost.cache_plan``).
 - user message: the rows to classify inside ``<rows>...</rows>``, one per line, each opened by a tag
   ``<rN>`` with ``N`` a short local id (1, 2, ...) and running to the next tag, with ``&``, ``<``,
   ``>`` escaped, so row text can neither start another row nor pass for instructions. No closing

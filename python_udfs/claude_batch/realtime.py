@@ -44,16 +44,16 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Corou
 
 import anthropic
 
-from . import batches, collect, logs, packing, tokens
-from .crashpoints import checkpoint
+from . import batches, collect, logs, packing, submissions, tokens
+from ._crashpoints import checkpoint
 from . import client as client_mod
 from .client import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S, make_async_client
 from .errors import ApiContractError, ConfigError
 from .logs import info, warn
+from .runs import RunContext
 from .statuses import BatchStatus, Outcome, PreflightStatus
 
 if TYPE_CHECKING:
-    from .pipeline import Pipeline
     from .state import StateStore
 
 # Requests per submission: bounds what a crash can lose, and how much one state write carries.
@@ -458,7 +458,7 @@ class _Progress:
             self._info(self.line())
 
 
-def submit(pipe: "Pipeline", planned: list[packing.PlannedRequest], prefix: int, cached: bool) -> None:
+def submit(pipe: RunContext, planned: list[packing.PlannedRequest], prefix: int, cached: bool) -> None:
     """Answer ``planned`` now, chunk by chunk, each chunk its own submission (see the module doc).
 
     Called by ``Pipeline.submit`` when the mode resolves to realtime. Writes the same tables as a
@@ -475,12 +475,12 @@ def submit(pipe: "Pipeline", planned: list[packing.PlannedRequest], prefix: int,
         f"limits {limits.rpm} RPM, {limits.itpm} input TPM, {limits.otpm} output TPM, "
         f"{limits.concurrency} at once"
     )
-    base_client = pipe._client if isinstance(pipe._client, anthropic.Anthropic) else None
+    base_client = pipe.given_client if isinstance(pipe.given_client, anthropic.Anthropic) else None
     runner = LoopThread()
     client = None
     in_flight: list[concurrent.futures.Future] = []
     try:
-        client = runner.run(_build_client(limits, base_client, pipe._client))
+        client = runner.run(_build_client(limits, base_client, pipe.given_client))
 
         def start(n: int, chunk: list[packing.PlannedRequest]) -> tuple[str, list, concurrent.futures.Future]:
             sub_key = packing.submission_key_sql(pipe.wh, cfg.version, base_seq + n,
@@ -489,7 +489,7 @@ def submit(pipe: "Pipeline", planned: list[packing.PlannedRequest], prefix: int,
                 p.custom_id = packing.custom_id(sub_key, index)
                 progress.rows_of[p.custom_id] = len(p.items)
             body_bytes = sum(batches.request_bytes({"custom_id": p.custom_id, "params": p.params}) for p in chunk)
-            pipe._record_intent(sub_key, chunk, body_bytes, prefix, cached, mode="realtime")
+            submissions.record_intent(pipe, sub_key, chunk, body_bytes, prefix, cached, mode="realtime")
             checkpoint("after_intent")
             pipe.store.record_submitted(sub_key, {
                 "id": f"rt_{sub_key}", "processing_status": BatchStatus.IN_PROGRESS, "created_at": _now_utc(),
@@ -507,7 +507,7 @@ def submit(pipe: "Pipeline", planned: list[packing.PlannedRequest], prefix: int,
         def finish(sub_key: str, chunk: list[packing.PlannedRequest], future: concurrent.futures.Future) -> bool:
             """Write one chunk's answers (on this thread: one DuckDB connection); False: stop sending."""
             answers = future.result()
-            staging = collect._Staging()
+            staging = collect.Staging()
             counts = {Outcome.SUCCEEDED: 0, Outcome.ERRORED: 0}
             fatal: set[str] = set()
             for (custom_id, result_type, message, error), p in zip(answers, chunk):
@@ -556,7 +556,7 @@ def submit(pipe: "Pipeline", planned: list[packing.PlannedRequest], prefix: int,
     finally:
         for future in in_flight:  # on an error: stop the calls nobody will write
             future.cancel()
-        if client is not None and client is not pipe._client:
+        if client is not None and client is not pipe.given_client:
             try:
                 runner.run(client.close())
             except Exception:  # closing must not hide the real error
@@ -569,7 +569,7 @@ def submit(pipe: "Pipeline", planned: list[packing.PlannedRequest], prefix: int,
 PREFLIGHT_FATAL = FATAL_ERROR_TYPES | {"invalid_request_error"}
 
 
-def preflight(pipe: "Pipeline", request: packing.PlannedRequest, prefix: int, cached: bool) -> None:
+def preflight(pipe: RunContext, request: packing.PlannedRequest, prefix: int, cached: bool) -> None:
     """Send the first pack of a batch submission as one real-time Messages call, before any batch.
 
     The API checks a batch's requests only when it processes them (up to 24 hours later [BAT]), and
@@ -582,20 +582,20 @@ def preflight(pipe: "Pipeline", request: packing.PlannedRequest, prefix: int, ca
                                          request.req_no, request.req_no)
     request.custom_id = packing.custom_id(sub_key, 0)
     body_bytes = batches.request_bytes({"custom_id": request.custom_id, "params": request.params})
-    pipe._record_intent(sub_key, [request], body_bytes, prefix, cached, mode="realtime")
+    submissions.record_intent(pipe, sub_key, [request], body_bytes, prefix, cached, mode="realtime")
     store.record_submitted(sub_key, {"id": f"rt_{sub_key}", "processing_status": BatchStatus.IN_PROGRESS,
                                      "created_at": _now_utc(), "expires_at": None})
     checkpoint("after_preflight_intent")
     limits = Limits.from_config(cfg)
-    base_client = pipe._client if isinstance(pipe._client, anthropic.Anthropic) else None
+    base_client = pipe.given_client if isinstance(pipe.given_client, anthropic.Anthropic) else None
     runner = LoopThread()
     try:
-        client = runner.run(_build_client(limits, base_client, pipe._client))
+        client = runner.run(_build_client(limits, base_client, pipe.given_client))
         try:
             [(custom_id, result_type, message, error)] = runner.run(
                 answer_all(client, [(request.custom_id, request.params)], limits))
         finally:
-            if client is not pipe._client:
+            if client is not pipe.given_client:
                 runner.run(client.close())
     finally:
         runner.close()
@@ -610,7 +610,7 @@ def preflight(pipe: "Pipeline", request: packing.PlannedRequest, prefix: int, ca
         raise ApiContractError(
             f"preflight: the API refused this classifier's first request ({message_text}); no batch was "
             f"created and nothing else was sent. Model {cfg.spec.model!r}, anthropic-version {row['api_version']}.")
-    staging = collect._Staging()
+    staging = collect.Staging()
     collect.stage_message(staging, cfg.spec, cfg.spec.model, custom_id, len(request.items), result_type, message, error)
     store.update_batch_status(sub_key, {"processing_status": BatchStatus.ENDED, "ended_at": _now_utc(),
                                         "request_counts": {result_type: 1}})

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Sequence
 
 from . import statuses
-from .statuses import Outcome
+from .statuses import BatchStatus, Outcome
 from .warehouse import Warehouse, quote_ident
 
 RETRYABLE_STATUSES = statuses.RETRYABLE
@@ -240,13 +241,22 @@ _VIEWS = {
 }
 
 
-@dataclass(slots=True)
-class PendingItem:
-    text_hash: str
-    text: str
-    rows: int
-    attempt: int  # the attempt this submission will be (1 = first)
-    alone: bool  # previous answer lost or garbled this item: send it in a request of its own
+@dataclass(kw_only=True)
+class Submission:
+    """A ``cb_batches`` row as its intent is recorded (the columns in table order)."""
+
+    submission_key: str
+    batch_id: str | None = None
+    classifier: str
+    version: str
+    model: str
+    mode: str  # "batch" or "realtime"
+    status: BatchStatus = BatchStatus.SUBMITTING
+    request_count: int
+    item_count: int
+    body_bytes: int
+    intent_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(tzinfo=None))
+    run_id: str
 
 
 class StateStore:
@@ -445,15 +455,15 @@ class StateStore:
     def next_intent_seq(self, classifier: str) -> int:
         return int(self.wh.scalar(f"SELECT count(*) FROM {self.t['cb_batches']} WHERE classifier = ?", [classifier]) or 0)
 
-    def record_intent(self, batch_row: dict, requests: dict[str, list], items: dict[str, list]) -> None:
+    def record_intent(self, submission: Submission, requests: dict[str, list], items: dict[str, list]) -> None:
         """Before the create call: the submission key, every custom_id and every item, in one
         transaction. ``requests`` and ``items`` are columns (name → values)."""
         with self.wh.transaction():
-            self.wh.insert_columns(self.t["cb_batches"], {k: [v] for k, v in batch_row.items()})
+            self.wh.insert_columns(self.t["cb_batches"], {k: [v] for k, v in asdict(submission).items()})
             self.wh.insert_columns(self.t["cb_requests"], requests)
             self.wh.insert_columns(self.t["cb_request_items"], items)
 
-    def record_intent_sql(self, batch_row: dict, requests_select: str, items_select: str,
+    def record_intent_sql(self, submission: Submission, requests_select: str, items_select: str,
                           params: Sequence | None = None) -> None:
         """``record_intent`` for a submission the warehouse planned: requests and items come from
         SELECTs (requests: custom_id .. row_chars, status; items: custom_id .. row_chars), so a million
@@ -462,7 +472,7 @@ class StateStore:
                     "cached_prefix, row_chars, status")
         item_cols = "custom_id, item_id, version, text_hash, attempt, row_chars"
         with self.wh.transaction():
-            self.wh.insert_columns(self.t["cb_batches"], {k: [v] for k, v in batch_row.items()})
+            self.wh.insert_columns(self.t["cb_batches"], {k: [v] for k, v in asdict(submission).items()})
             self.wh.execute(f"INSERT INTO {self.t['cb_requests']} ({req_cols}) {requests_select}", params)
             self.wh.execute(f"INSERT INTO {self.t['cb_request_items']} ({item_cols}) {items_select}", params)
 
@@ -515,6 +525,11 @@ class StateStore:
             )
 
     # ------------------------------------------------------------------ collect
+    def version_settings(self, version: str) -> dict | None:
+        """What ``config.describe`` recorded for a classifier version, or None."""
+        raw = self.wh.scalar(f"SELECT settings_json FROM {self.t['cb_versions']} WHERE version = ? LIMIT 1", [version])
+        return json.loads(raw) if raw else None
+
     def open_submissions(self, classifier: str) -> list[dict]:
         return self.wh.fetch_dicts(
             f"""SELECT * FROM {self.t['cb_batches']}

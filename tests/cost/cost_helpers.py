@@ -23,7 +23,8 @@ from typing import Any
 
 import duckdb
 
-from claude_batch import config, pipeline, workloads
+from claude_batch import config, pipeline
+import workloads  # bench/workloads.py
 from claude_batch.warehouse import Warehouse
 
 HERE = Path(__file__).resolve().parent

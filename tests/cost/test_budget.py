@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from claude_batch import cost, estimate, packing, prompts
-from claude_batch.state import PendingItem
+from claude_batch.packing import PendingItem
 from cost_helpers import classifier, reviews, sent_rows
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 
-from claude_batch import tokens, workloads
+from claude_batch import tokens
+import workloads  # bench/workloads.py
 from cost_helpers import reviews, results_usage
 
 SHORT_RE = re.compile(

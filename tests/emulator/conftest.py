@@ -1,8 +1,7 @@
 """Shared helpers for the emulator tests.
 
 The ``emulator`` and ``emulator_factory`` fixtures come from claude_batch.emulator.pytest_plugin
-(registered through the package's pytest11 entry point); they are imported here as well so the
-suite also runs with ``PYTHONPATH=python_udfs`` and no install.
+(enabled in tests/conftest.py); they are imported here as well so these tests also run on their own.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ import math
 
 import pytest
 
-from claude_batch import prompts, workloads
+from claude_batch import prompts
+import workloads  # bench/workloads.py
 from claude_batch.emulator.errormodel import ErrorModel
 from conftest import results_by_id, wait_ended
 

@@ -16,7 +16,8 @@ from collections import Counter, defaultdict
 import duckdb
 import pytest
 
-from claude_batch import calibrate, config, pipeline, workloads
+from claude_batch import calibrate, config, pipeline
+import workloads  # bench/workloads.py
 from claude_batch.warehouse import Warehouse
 
 ERRORS = {"seed": 2, "base_error": 0.04, "pack_growth": 0.003, "position_growth": 0.004, "grouped_extra": 0.05}

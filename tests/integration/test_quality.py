@@ -15,8 +15,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from claude_batch import workloads
-
+import workloads  # bench/workloads.py
 ERRORS = {"seed": 3, "base_error": 0.08, "pack_growth": 0.002, "position_growth": 0.004, "grouped_extra": 0.03,
           "confusion": {"positive": {"negative": 3, "neutral": 1}, "negative": {"positive": 1}}}
 N = 400

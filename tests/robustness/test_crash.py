@@ -13,7 +13,7 @@ from __future__ import annotations
 import signal
 
 import pytest
-from claude_batch import crashpoints
+from claude_batch import _crashpoints as crashpoints
 from claude_batch.emulator import Emulator
 from robust_helpers import CUSTOM_ID_RE, RobustProject, batch_entries, sent_rows, twice
 

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from claude_batch import prompts, tokens, workloads
+from claude_batch import prompts, tokens
+import workloads  # bench/workloads.py
 from claude_batch.config import ConfigError, build_config, classifier_version
 from claude_batch.emulator.responder import Responder
 

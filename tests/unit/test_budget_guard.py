@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from claude_batch import config as config_mod
-from claude_batch import cost, estimate, packing, pipeline, prompts, tokens
+from claude_batch import budget, cost, estimate, packing, pipeline, prompts, tokens
 from claude_batch.warehouse import Warehouse
 
 
@@ -27,7 +27,7 @@ def _planned(wh, n_texts: int, pack_size: int, **settings) -> tuple[pipeline.Pip
     return pipe, packing.shapes(wh)
 
 
-def _one_by_one(guard: pipeline._Guard, shape: packing.RequestShape, first: bool) -> float:
+def _one_by_one(guard: budget.Guard, shape: packing.RequestShape, first: bool) -> float:
     cal = estimate.local(guard.prefix, tokens.tokenizer_ratio(guard.pipe.cfg.spec.model))
     rows_in = cal.rows_tokens(shape.chars, shape.n_items)
     out = prompts.max_tokens_for(guard.pipe.cfg.spec, shape.n_items)
@@ -50,7 +50,7 @@ def wh():
 @pytest.mark.parametrize("cached,batch", [(True, True), (False, True), (False, False)])
 def test_each_estimate_equals_pricing_that_request_alone(wh, cached, batch):
     pipe, shapes = _planned(wh, 103, pack_size=10)  # ten packs of 10 and one of 3
-    guard = pipeline._Guard(pipe, 1500, cached, batch=batch)
+    guard = budget.Guard(pipe, 1500, cached, batch=batch)
     got = guard.estimates(shapes)
     assert len(got) == len(shapes) == 11
     assert list(got) == [_one_by_one(guard, s, first=i == 0) for i, s in enumerate(shapes)]
@@ -58,12 +58,12 @@ def test_each_estimate_equals_pricing_that_request_alone(wh, cached, batch):
 
 def test_admits_the_requests_a_running_total_allows(wh):
     pipe, shapes = _planned(wh, 103, pack_size=10)
-    prices = pipeline._Guard(pipe, 1500, True, batch=True).estimates(shapes)
+    prices = budget.Guard(pipe, 1500, True, batch=True).estimates(shapes)
     limit = float(sum(prices[:4]) + prices[4] / 2)  # room for four requests and half of the fifth
     pipe.cfg = config_mod.build_config("guard", {"pack_size": 10, "model": "claude-sonnet-5-5", "max_usd_per_run": limit},
                                        key="id", text="body", instructions="Say how each review feels.",
                                        labels={"positive": "", "negative": ""})
-    guard = pipeline._Guard(pipe, 1500, True, batch=True)
+    guard = budget.Guard(pipe, 1500, True, batch=True)
     assert guard.admit(shapes) == 4
     assert guard.reason.startswith("budget") and guard.refused == 7
     assert guard.admitted_texts == 40 and guard.refused_texts == 63
@@ -73,7 +73,7 @@ def test_admits_the_requests_a_running_total_allows(wh):
 @pytest.mark.parametrize("cap,admitted", [(3, 3), (0, 0)])
 def test_queue_cap_stops_first_when_it_binds_first(wh, cap, admitted):
     pipe, shapes = _planned(wh, 50, pack_size=10, queue_cap=cap, max_usd_per_run=100.0)
-    guard = pipeline._Guard(pipe, 1500, True, batch=True)
+    guard = budget.Guard(pipe, 1500, True, batch=True)
     assert guard.admit(shapes) == admitted and guard.reason == f"processing-queue cap {cap}"
     assert guard.refused_texts == 50 - 10 * admitted and (guard.spent > 0) == (admitted > 0)
 
@@ -82,8 +82,8 @@ def test_a_preflight_request_is_priced_at_real_time_prices(wh):
     """The preflight sends the first request as a real-time call: the guard prices it at standard
     rates (twice the batch rate), the rest at batch rates."""
     pipe, shapes = _planned(wh, 103, pack_size=10)
-    batch_only = pipeline._Guard(pipe, 1500, True, batch=True).estimates(shapes)
-    with_preflight = pipeline._Guard(pipe, 1500, True, batch=True, preflight=True).estimates(shapes)
-    standard = pipeline._Guard(pipe, 1500, True, batch=False).estimates(shapes)
+    batch_only = budget.Guard(pipe, 1500, True, batch=True).estimates(shapes)
+    with_preflight = budget.Guard(pipe, 1500, True, batch=True, preflight=True).estimates(shapes)
+    standard = budget.Guard(pipe, 1500, True, batch=False).estimates(shapes)
     assert with_preflight[0] == standard[0] == pytest.approx(2 * batch_only[0])
     assert list(with_preflight[1:]) == list(batch_only[1:])

@@ -8,8 +8,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from claude_batch import catalog, prompts, tokens, workloads
+from claude_batch import catalog, prompts, tokens
 
+import workloads  # bench/workloads.py
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CSV = REPO / "seeds" / "demo" / "demo_reviews.csv"
 

@@ -1,4 +1,5 @@
-"""pytest plugin (registered through the ``pytest11`` entry point): the ``emulator`` fixtures.
+"""pytest plugin, opt-in: the ``emulator`` fixtures. Enable it with ``pytest -p claude_batch.emulator.pytest_plugin``
+or ``pytest_plugins = ["claude_batch.emulator.pytest_plugin"]`` in a conftest.py (docs/emulator.md).
 
 - ``emulator``: a started ``Emulator`` on a free port, state dir under ``tmp_path``, processing
   time 0; stopped after the test.

@@ -22,7 +22,7 @@ import random
 import re
 from pathlib import Path
 
-from . import prompts
+from claude_batch import prompts
 
 W1_MODEL = "claude-haiku-5-5"  # cost-model.md: W1 on today's model for classification
 W1_SECOND_MODEL = "claude-sonnet-5-5"  # cost-model.md: a model that cannot stop thinking
@@ -160,7 +160,7 @@ def default_data_dir() -> Path | None:
     ``<repo>`` is two parents above this package (``python_udfs/claude_batch/``), so this only finds
     the corpus from a source checkout, which is where benchmarks run.
     """
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[1]
     default = repo.parent / "shared" / "data" / "sentiment_labelled_sentences"
     path = Path(os.environ.get(DATA_DIR_ENV) or default)
     return path if path.is_dir() else None

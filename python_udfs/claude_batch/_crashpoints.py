@@ -1,4 +1,4 @@
-"""Named crash points for the crash suite.
+"""Named crash points for the crash suite (a test hook: private to the package).
 
 ``CLAUDE_BATCH_CRASH_AT=<step>`` kills the process (SIGKILL: no cleanup, no rollback handlers) when
 it reaches that step, so tests can prove every crash window is safe. Unset, it costs one dict lookup.
