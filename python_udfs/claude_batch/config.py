@@ -253,7 +253,7 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
     if not isinstance(instructions, str) or not instructions.strip():
         raise ConfigError("setting 'instructions' is required: say what to classify and how")
     labels = _labels(merged.get("labels"))
-    unsure = _as_bool("unsure", merged.get("unsure", False))
+    unsure = as_bool("unsure", merged.get("unsure", False))
     if unsure:
         # Part of the prompt (so of the version): the model may say it cannot tell.
         if UNSURE_LABEL in {label.name for label in labels}:
