@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("results", {"collect"}),
     ("answers now", {"realtime"}),
     ("tables", {"output"}),
-    ("entry points", {"pipeline", "plugin", "calibrate", "__init__", "__main__"}),
+    ("entry points", {"pipeline", "plugin", "calibrate", "report", "_svg", "__init__", "__main__"}),
     ("tools", {"emulator"}),
 ]
 LAYER_OF = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}
