@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup java browser demo test bench clean
+.PHONY: setup java browser demo test screenshot bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed (duckdb 2.0); set PYTHON=python3.11")'
@@ -32,6 +32,10 @@ test: setup java browser
 ## Debian's Chromium for the report's browser test (scripts/ensure_chromium.sh: when missing, as root).
 browser:
 	@bash scripts/ensure_chromium.sh
+
+## docs/report.png (README): the report tests/integration/test_report.py builds and renders in Chromium.
+screenshot: setup browser
+	CLAUDE_BATCH_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/integration/test_report.py -q -k real_browser
 
 bench: setup
 	$(BIN)/python bench/emulator.py

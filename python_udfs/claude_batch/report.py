@@ -281,26 +281,54 @@ def write(wh: Warehouse, classifier: str, out: str | Path, *, evaluation: str | 
     return data
 
 
+def profile_database(project_dir: str = ".", profiles_dir: str | None = None, target: str | None = None) -> str:
+    """The DuckDB file of the dbt project's profile (``path:``), read by dbt itself (env_var, targets)."""
+    import os
+    from argparse import Namespace
+
+    from dbt.cli.resolvers import default_profiles_dir
+    from dbt.config.runtime import load_profile
+    from dbt.flags import set_from_args
+    from dbt_common.context import set_invocation_context
+
+    profiles_dir = profiles_dir or os.environ.get("DBT_PROFILES_DIR") or str(default_profiles_dir())
+    set_invocation_context(os.environ)
+    set_from_args(Namespace(profiles_dir=profiles_dir), None)
+    try:
+        profile = load_profile(project_dir, {}, None, target, None)
+    except Exception as exc:  # dbt's own message names the file and the missing piece
+        raise ReportError(f"cannot read the dbt profile (project {project_dir}, profiles {profiles_dir}): {exc}") from exc
+    if profile.credentials.type != "duckdb":
+        raise ReportError(f"the profile's target is {profile.credentials.type}, not duckdb: this command reads a "
+                          "DuckDB file; elsewhere call claude_batch.report.write() with that warehouse")
+    return str(profile.credentials.path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m claude_batch.report",
         description="Write a static HTML report of one classifier from its state tables: cost against agreement "
                     "or accuracy per configuration, the confusion matrix, label counts over time, what each run cost.")
-    parser.add_argument("--db", required=True, help="the DuckDB file dbt writes (the profile's path)")
     parser.add_argument("--classifier", required=True, help="the classifier's name (its dbt model)")
     parser.add_argument("--out", default="claude_batch_report.html", help="the HTML file to write")
+    parser.add_argument("--db", help="the DuckDB file (default: the `path` of the dbt project's profile and target)")
+    parser.add_argument("--project-dir", default=".", help="the dbt project whose profile names the file (default .)")
+    parser.add_argument("--profiles-dir", help="where profiles.yml is (default as dbt: $DBT_PROFILES_DIR, the "
+                                               "current directory, ~/.dbt)")
+    parser.add_argument("--target", help="the profile's target (default: its own default)")
     parser.add_argument("--state-schema", default="claude_batch", help="schema of the state tables")
     parser.add_argument("--evaluation", help="a relation built with claude_batch_evaluate, e.g. main.review_sentiment_eval")
     parser.add_argument("--confusion", help="a relation built with claude_batch_confusion")
     args = parser.parse_args(argv)
     try:
-        with open_database(args.db, state_schema=args.state_schema) as wh:
+        db = args.db or profile_database(args.project_dir, args.profiles_dir, args.target)
+        with open_database(db, state_schema=args.state_schema) as wh:
             data = write(wh, args.classifier, args.out, evaluation=args.evaluation, confusion=args.confusion)
     except ClaudeBatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     t = data["totals"]
-    print(f"wrote {args.out}: {args.classifier}, {len(data['versions'])} version(s), {len(data['runs'])} run(s) "
+    print(f"wrote {args.out}: {args.classifier} ({db}), {len(data['versions'])} version(s), {len(data['runs'])} run(s) "
           f"billed {usd(t['billed_usd'])} (naive {usd(t['naive_usd'])}), {len(data['points'])} configuration(s) measured")
     return 0
 

@@ -3,8 +3,8 @@
 there, every figure shown equals the state tables' own, nothing is fetched from the network, the console
 stays clean; and a screenshot is taken.
 
-``CLAUDE_BATCH_UPDATE_SCREENSHOT=1`` also writes that screenshot to docs/report.png (README shows it),
-so the picture in the docs is the one this test renders.
+``CLAUDE_BATCH_UPDATE_SCREENSHOT=1`` (``make screenshot``) also writes that screenshot to docs/report.png
+(README shows it), so the picture in the docs is the one this test renders.
 
 The browser: ``/usr/bin/chromium`` (or ``$CHROMIUM``), from Debian's package (``make browser``; CI
 installs it). With ``CI`` set a missing browser or Playwright fails the test; elsewhere it skips.
@@ -258,6 +258,13 @@ def without_gold(project, browser_context, tmp_path: Path) -> None:
 
     proc, _ = report(project, tmp_path, "--evaluation", "main.no_such_table")
     assert proc.returncode == 2 and "main.no_such_table does not exist" in proc.stderr
+    # Without --db: the file of the dbt project's profile, read by dbt (here an env_var of its path).
+    proc = subprocess.run([sys.executable, "-m", "claude_batch.report", "--classifier", "quality_sentiment",
+                           "--project-dir", str(project.project_dir), "--profiles-dir", str(project.project_dir),
+                           "--out", str(tmp_path / "from-profile.html")], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "CLAUDE_BATCH_DUCKDB": str(project.db)})
+    assert proc.returncode == 0 and f"({project.db})" in proc.stdout, proc.stderr
+    assert (tmp_path / "from-profile.html").read_text(encoding="utf-8").count('class="point"') == 10
     proc = subprocess.run([sys.executable, "-m", "claude_batch.report", "--db", str(project.db), "--classifier", "nope",
                            "--out", str(tmp_path / "x.html")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "'nope' has no version" in proc.stderr and "quality_sentiment" in proc.stderr
