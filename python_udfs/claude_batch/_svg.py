@@ -95,15 +95,17 @@ def scatter(points: Sequence[dict], *, x_title: str, y_title: str, x_fmt: Fmt, y
         y = 20 + 18 * i
         body.append(f'<circle cx="{width - 196}" cy="{y}" r="5" fill="{PALETTE[i % len(PALETTE)]}"/>'
                     f'<text class="legend" x="{width - 186}" y="{y + 4}">{escape(name)}</text>')
-    placed: list[tuple[float, float, float, float]] = []  # label boxes drawn so far: no label over another
+    # Boxes taken so far (the legend, then each label): no label is drawn over another or the legend.
+    placed: list[tuple[float, float, float, float]] = [(width - 202, 8, width, 28 + 18 * len(series))]
     for p in sorted(points, key=lambda p: (-p["y"], p["x"])):
         colour = PALETTE[series.index(p["series"]) % len(PALETTE)]
         cx, cy = f.x(p["x"]), f.y(p["y"])
         w = 6.2 * len(p["name"])
-        for dx, dy in ((8, -6), (8, 10), (8, -20), (8, 24), (-w - 8, -6), (-w - 8, 10), (8, -34), (8, 38)):
-            box = (cx + dx, cy + dy - 10, cx + dx + w, cy + dy + 2)
-            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
-                break
+        boxes = [(cx + dx, cy + dy - 10, cx + dx + w, cy + dy + 2)
+                 for dy in (-6, 10, -20, 24, -34, 38) for dx in (8, -w - 8)]
+        inside = [b for b in boxes if b[0] >= f.l and b[1] >= 0 and b[2] <= width and b[3] <= height] or boxes
+        box = next((b for b in inside if not any(b[0] < o[2] and o[0] < b[2] and b[1] < o[3] and o[1] < b[3]
+                                                 for o in placed)), inside[0])
         placed.append(box)
         tip = f"{p['series']}: {p['name']} — {x_fmt(p['x'])}, {y_fmt(p['y'])}"
         body.append(f'<g class="point" {_attrs(data_series=p["series"], data_name=p["name"], data_x=repr(p["x"]), data_y=repr(p["y"]))}>'
