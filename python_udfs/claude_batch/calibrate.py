@@ -63,7 +63,7 @@ from datetime import datetime, timezone
 
 from . import batches, catalog, config as config_mod, cost, logs, prompts, source as source_rows, tokens
 from .config import ClassifierConfig, ConfigError
-from .warehouse import Warehouse, quote_literal
+from .warehouse import Sql, Warehouse, quote_literal
 
 
 DEFAULT_SAMPLE = 200
@@ -80,13 +80,13 @@ _DDL = {
         estimated_usd DOUBLE, billed_usd DOUBLE""",
     "cb_calibration_items": """
         calibration_id VARCHAR NOT NULL, variant VARCHAR NOT NULL, text_hash VARCHAR NOT NULL, custom_id VARCHAR,
-        item_id INTEGER, position INTEGER, pack_rows INTEGER, status VARCHAR, labels VARCHAR[]""",
+        item_id INTEGER, position INTEGER, pack_rows INTEGER, status VARCHAR, labels {string_list}""",
 }
 _VIEWS = {
     # Every variant's answer beside the reference's, label sets as sorted strings (the categories).
     "cb_calibration_pairs": """
         SELECT v.calibration_id, c.classifier, c.version, v.variant, w.ordinal, v.text_hash,
-               array_to_string(list_sort(v.labels), ',') AS label, array_to_string(list_sort(r.labels), ',') AS reference
+               {label_v} AS label, {label_r} AS reference
         FROM {cb_calibration_items} v
         JOIN {cb_calibration_items} r ON r.calibration_id = v.calibration_id AND r.text_hash = v.text_hash
              AND r.variant = 'one_per_request'
@@ -97,15 +97,17 @@ _VIEWS = {
     "cb_calibration_agreement": """
         WITH p AS (SELECT * FROM {cb_calibration_pairs}),
         n AS (SELECT calibration_id, variant, count(*) AS texts, avg(CAST(label = reference AS INTEGER)) AS agreement
-              FROM p GROUP BY ALL),
-        by_variant AS (SELECT calibration_id, variant, label AS cat, count(*) AS k FROM p GROUP BY ALL),
-        by_reference AS (SELECT calibration_id, variant, reference AS cat, count(*) AS k FROM p GROUP BY ALL),
+              FROM p GROUP BY calibration_id, variant),
+        by_variant AS (SELECT calibration_id, variant, label AS cat, count(*) AS k FROM p
+                       GROUP BY calibration_id, variant, label),
+        by_reference AS (SELECT calibration_id, variant, reference AS cat, count(*) AS k FROM p
+                         GROUP BY calibration_id, variant, reference),
         margins AS (  -- pe: how often two labellers with these label shares would agree by chance
             SELECT v.calibration_id, v.variant, sum(CAST(v.k AS DOUBLE) * r.k) / any_value(n.texts * n.texts) AS pe
             FROM by_variant v JOIN by_reference r USING (calibration_id, variant, cat)
-            JOIN n USING (calibration_id, variant) GROUP BY ALL)
+            JOIN n USING (calibration_id, variant) GROUP BY v.calibration_id, v.variant)
         SELECT c.calibration_id, c.classifier, c.version, w.variant, w.ordinal, w.pack_size, w.answer_format,
-               w.shuffled, NULL::VARCHAR AS label, n.texts, n.agreement,
+               w.shuffled, {null_text} AS label, n.texts, n.agreement,
                CASE WHEN m.pe < 1 THEN (n.agreement - m.pe) / (1 - m.pe) END AS kappa,
                w.estimated_usd, w.billed_usd
         FROM {cb_calibration_variants} w
@@ -130,7 +132,7 @@ _VIEWS = {
              AND r.variant = 'one_per_request'
         JOIN {cb_calibrations} c ON c.calibration_id = a.calibration_id
         WHERE a.variant = 'as_configured' AND a.status = 'succeeded' AND s.status = 'succeeded'
-          AND list_sort(a.labels) <> list_sort(s.labels)
+          AND {sorted_a} <> {sorted_s}
     """,
 }
 
@@ -181,11 +183,18 @@ class Calibration:
 
     # ------------------------------------------------------------------ state
     def ensure(self) -> None:
-        self.wh.ensure_schema()
+        wh = self.wh
+        wh.ensure_schema()
         for name, cols in _DDL.items():
-            self.wh.execute(f"CREATE TABLE IF NOT EXISTS {self.t[name]} ({cols})")
+            wh.create_table(self.t[name], cols.format(string_list=wh.string_list_type()))
+        pieces = {
+            "label_v": wh.list_join_sql(wh.list_sort_sql("v.labels"), "','"),
+            "label_r": wh.list_join_sql(wh.list_sort_sql("r.labels"), "','"),
+            "sorted_a": wh.list_sort_sql("a.labels"), "sorted_s": wh.list_sort_sql("s.labels"),
+            "null_text": wh.text_sql("NULL"),
+        }
         for name, body in _VIEWS.items():
-            self.wh.execute(f"CREATE OR REPLACE VIEW {self.t[name]} AS {body.format(**self.t)}")
+            wh.create_view(self.t[name], body.format(**self.t, **pieces))
 
     @property
     def variants_key(self) -> str:
@@ -205,7 +214,7 @@ class Calibration:
         rows = source_rows.rows_sql(self.wh, self.source_sql, self.cfg)
         return [(str(h), t) for h, t in self.wh.fetchall(f"""
             SELECT text_hash, any_value(text) FROM ({rows}) r WHERE skip_reason IS NULL
-            GROUP BY text_hash ORDER BY md5(CAST(text_hash AS VARCHAR) || ?) LIMIT ?""",
+            GROUP BY text_hash ORDER BY md5({self.wh.text_sql("text_hash")} || ?) LIMIT ?""",
             [str(self.seed), self.sample_size])]
 
     def spec_for(self, variant: Variant) -> prompts.PromptSpec:
@@ -265,28 +274,40 @@ class Calibration:
             status, kept = "over_budget", []
         logs.info(f"calibration of {self.cfg.name} v{self.cfg.version}: {len(sample)} texts, {len(kept)} variant(s), "
                   f"estimated ${total:.4f}")
-        with self.wh.transaction():  # the intent: the variants and items, before the batch exists
-            self.wh.execute(f"INSERT INTO {self.t['cb_calibrations']} VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, NULL, now(), NULL)",
-                            [calibration_id, self.cfg.name, self.cfg.version, self.sample_size, self.seed,
-                             self.variants_key, "submitting" if kept else status, note, total])
-            for entry in kept:
-                v = entry["variant"]
-                self.wh.execute(f"INSERT INTO {self.t['cb_calibration_variants']} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                                [calibration_id, v.name, entry["ordinal"], v.pack_size, v.answer_format, v.shuffled,
-                                 entry["version"], len(entry["requests"]), entry["estimated_usd"]])
-                rows = [(text_hash, r["custom_id"], item_id, position, len(r["items"]))
-                        for r in entry["requests"] for item_id, position, text_hash in r["items"]]
-                self.wh.insert_columns(self.t["cb_calibration_items"], {
-                    "calibration_id": [calibration_id] * len(rows), "variant": [v.name] * len(rows),
-                    "text_hash": [x[0] for x in rows], "custom_id": [x[1] for x in rows],
-                    "item_id": [x[2] for x in rows], "position": [x[3] for x in rows],
-                    "pack_rows": [x[4] for x in rows], "status": ["in_flight"] * len(rows)})
+        # The intent, before the batch exists: items, variants, then the calibration's row, which
+        # commits it (existing() reads only that row). Leftovers of an intent killed before its row
+        # (same id: the same sample, seed and variants) are removed first, so nothing doubles.
+        wh, where = self.wh, ("calibration_id = ?", [calibration_id])
+        wh.delete(self.t["cb_calibration_items"], *where)
+        wh.delete(self.t["cb_calibration_variants"], *where)
+        for entry in kept:
+            v = entry["variant"]
+            rows = [(text_hash, r["custom_id"], item_id, position, len(r["items"]))
+                    for r in entry["requests"] for item_id, position, text_hash in r["items"]]
+            wh.append(self.t["cb_calibration_items"], {
+                "calibration_id": [calibration_id] * len(rows), "variant": [v.name] * len(rows),
+                "text_hash": [x[0] for x in rows], "custom_id": [x[1] for x in rows],
+                "item_id": [x[2] for x in rows], "position": [x[3] for x in rows],
+                "pack_rows": [x[4] for x in rows], "status": ["in_flight"] * len(rows)})
+        wh.append(self.t["cb_calibration_variants"], {
+            "calibration_id": [calibration_id] * len(kept), "variant": [e["variant"].name for e in kept],
+            "ordinal": [e["ordinal"] for e in kept], "pack_size": [e["variant"].pack_size for e in kept],
+            "answer_format": [e["variant"].answer_format for e in kept],
+            "shuffled": [e["variant"].shuffled for e in kept], "variant_version": [e["version"] for e in kept],
+            "requests": [len(e["requests"]) for e in kept], "estimated_usd": [e["estimated_usd"] for e in kept]})
+        wh.append_select(
+            self.t["cb_calibrations"],
+            ["calibration_id", "classifier", "version", "sample_size", "seed", "variants", "status", "note",
+             "estimated_usd", "created_at"],
+            f"SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, {wh.now_sql()}",
+            [calibration_id, self.cfg.name, self.cfg.version, self.sample_size, self.seed,
+             self.variants_key, "submitting" if kept else status, note, total])
         if kept:
             batch = self.client.messages.batches.create(
                 requests=[{"custom_id": r["custom_id"], "params": r["params"]} for e in kept for r in e["requests"]])
             batch_id = batch.id
-            self.wh.execute(f"UPDATE {self.t['cb_calibrations']} SET batch_id = ?, status = 'submitted' "
-                            "WHERE calibration_id = ?", [batch_id, calibration_id])
+            self.wh.update(self.t["cb_calibrations"], {"batch_id": batch_id, "status": "submitted"},
+                           "calibration_id = ?", [calibration_id])
         return self.load(calibration_id)
 
     def reconcile(self, row: dict, grace_seconds: float) -> dict:
@@ -349,16 +370,24 @@ class Calibration:
             parsed, _ = prompts.parse_answer(spec, message.get("content") or [], sorted(i for i, _ in entries))
             outcomes += [(line.custom_id, o.item_id, o.status, list(o.labels) if o.status == "succeeded" else None)
                          for o in parsed]
-        with self.wh.transaction():
-            for cid, item_id, status, labels in outcomes:
-                self.wh.execute(f"UPDATE {self.t['cb_calibration_items']} SET status = ?, labels = ? "
-                                "WHERE calibration_id = ? AND custom_id = ? AND item_id = ?",
-                                [status, labels, row["calibration_id"], cid, item_id])
-            for variant, usd in billed.items():
-                self.wh.execute(f"UPDATE {self.t['cb_calibration_variants']} SET billed_usd = ? "
-                                "WHERE calibration_id = ? AND variant = ?", [usd, row["calibration_id"], variant])
-            self.wh.execute(f"UPDATE {self.t['cb_calibrations']} SET status = 'collected', billed_usd = ?, "
-                            "collected_at = now() WHERE calibration_id = ?", [sum(billed.values()), row["calibration_id"]])
+        # Items, variants, then the calibration's status (the commit point): each one write, each the
+        # same values when repeated (a run killed in between collects the batch again).
+        import pyarrow as pa
+
+        cal_id, wh = row["calibration_id"], self.wh
+        if outcomes:
+            staged = pa.table({"custom_id": [o[0] for o in outcomes], "item_id": pa.array([o[1] for o in outcomes], pa.int32()),
+                               "status": [o[2] for o in outcomes],
+                               "labels": pa.array([o[3] for o in outcomes], pa.list_(pa.string()))})
+            with wh.arrow_relation(staged) as rel:
+                wh.update_from(self.t["cb_calibration_items"], ["calibration_id", "custom_id", "item_id"],
+                               f"SELECT ? AS calibration_id, custom_id, item_id, status, labels FROM {rel}",
+                               ["status", "labels"], [cal_id])
+        for variant, usd in billed.items():
+            wh.update(self.t["cb_calibration_variants"], {"billed_usd": usd}, "calibration_id = ? AND variant = ?",
+                      [cal_id, variant])
+        wh.update(self.t["cb_calibrations"], {"status": "collected", "billed_usd": sum(billed.values()),
+                                               "collected_at": Sql(wh.now_sql())}, "calibration_id = ?", [cal_id])
         return self.load(row["calibration_id"])
 
     def agreement(self, calibration_id: str) -> list[dict]:

@@ -51,8 +51,8 @@ def output_sql(*, cfg: "ClassifierConfig", wh: "Warehouse", store: "StateStore",
         # current version's; between successes, the newest version.
         rank = " ".join(f"WHEN {_lit(v)} THEN {i}" for i, v in enumerate(accepted))
         order = f"(CAST(status <> 'succeeded' AS BIGINT) * 1000000 + CASE version {rank} END)"
-        picks = ", ".join(f"arg_min({c}, {order}) AS {c}" for c in cols.split(", "))
-        win = (f"SELECT text_hash, {picks}, arg_min(attempts_naive_usd, {order}) AS naive_usd "
+        picks = ", ".join(f"{wh.arg_min_sql(c, order)} AS {c}" for c in cols.split(", "))
+        win = (f"SELECT text_hash, {picks}, {wh.arg_min_sql('attempts_naive_usd', order)} AS naive_usd "
                f"FROM ({per_version}) p GROUP BY text_hash")
 
     ctes = [
@@ -89,9 +89,9 @@ def output_sql(*, cfg: "ClassifierConfig", wh: "Warehouse", store: "StateStore",
         # The label a row had before the reclassification: its text's success under the newest
         # older version of this classifier.
         rank = " ".join(f"WHEN {_lit(v)} THEN {i}" for i, v in enumerate(older))
-        picks = ", ".join(f"arg_min({c}, o_rank) AS {c}" for c in ("rid", "version", "attempt", "collected_at"))
+        picks = ", ".join(f"{wh.arg_min_sql(c, 'o_rank')} AS {c}" for c in ("rid", "version", "attempt", "collected_at"))
         ctes.append(f"""prior AS (
-            SELECT text_hash, {picks}, arg_min(attempts_naive_usd, o_rank) AS naive_usd
+            SELECT text_hash, {picks}, {wh.arg_min_sql('attempts_naive_usd', 'o_rank')} AS naive_usd
             FROM (SELECT *, CASE version {rank} END AS o_rank FROM ({store.per_version_sql(older)}) q
                   WHERE status = 'succeeded') p
             GROUP BY text_hash)""")
@@ -161,15 +161,15 @@ def output_sql(*, cfg: "ClassifierConfig", wh: "Warehouse", store: "StateStore",
                             for c in cfg.columns if c in present)
         in_changed = " AND ".join(f"c.{col} = a.{col}" for col in key_cols)
         keys_a = ", ".join(f"a.{c}" for c in key_cols)
-        ctes.append(f"everything AS MATERIALIZED ({narrow})")
+        ctes.append(wh.materialized_cte("everything", narrow))
         # Two steps, so the nightly no-op stays one equi-join: candidates are the keys with a row that
         # the table row of its key does not match (a plain LEFT JOIN on the key); only for those (a
         # key on several rows pairs each row with every table row of its key) is "some table row
         # matches" checked exactly. One correlated NOT EXISTS over every row made DuckDB group all of
         # them by every compared column first.
-        ctes.append(f"""candidates AS MATERIALIZED (
+        ctes.append(wh.materialized_cte("candidates", f"""
                 SELECT DISTINCT {keys_a} FROM everything a LEFT JOIN {this_sql} o ON {key_eq}
-                WHERE NOT coalesce({same}, false))""")
+                WHERE NOT coalesce({same}, false)"""))
         ctes.append(f"""changed AS (
                 SELECT DISTINCT {keys_a} FROM everything a
                 WHERE EXISTS (SELECT 1 FROM candidates c WHERE {in_changed})
@@ -178,7 +178,7 @@ def output_sql(*, cfg: "ClassifierConfig", wh: "Warehouse", store: "StateStore",
     ctes.append(f"n AS ({narrow})")
 
     labelled = ", ".join(_lit(s) for s in LABELLED_STATUSES)
-    label_expr = "r.labels" if cfg.spec.multi_label else f"CASE WHEN n.status IN ({labelled}) THEN r.labels[1] END"
+    label_expr = "r.labels" if cfg.spec.multi_label else f"CASE WHEN n.status IN ({labelled}) THEN {wh.list_first_sql('r.labels')} END"
     keys_n = ", ".join(f"n.{c}" for c in key_cols)
     pass_n = "".join(f", n.{c}" for c in pass_cols)
     with_ctes = ",\n        ".join(ctes)
@@ -194,5 +194,5 @@ def output_sql(*, cfg: "ClassifierConfig", wh: "Warehouse", store: "StateStore",
                n.cost_usd, n.naive_usd AS naive_usd,
                n.collected_at AS classified_at
         FROM n
-        LEFT JOIN {t['cb_results']} r ON r.rowid = n.rid
+        LEFT JOIN {t['cb_results']} r ON {wh.row_id_sql("r")} = n.rid
     """

@@ -84,9 +84,8 @@ class PlannedRequest:
 
 def drop_plan(wh: Warehouse) -> None:
     """Free the plan (its pending items hold every text of the run)."""
-    wh.execute(f"DROP VIEW IF EXISTS {ITEMS}")
-    wh.execute(f"DROP TABLE IF EXISTS {RANKED}")
-    wh.execute(f"DROP TABLE IF EXISTS {REQUESTS}")
+    for name in (ITEMS, RANKED, REQUESTS):
+        wh.drop_temp(name)
 
 
 def greedy_split(chars: Sequence[int], max_chars: int) -> list[int]:
@@ -114,7 +113,7 @@ def pack(wh: Warehouse, pending: str, *, pack_size: int, max_pack_chars: int) ->
     """
     size = max(int(pack_size), 1)
     # The run an item starts in: alone items (and pack_size 1) get a run of their own.
-    run = f"CASE WHEN alone OR {size} = 1 THEN -rn ELSE (rn - 1) // {size} END"
+    run = f"CASE WHEN alone OR {size} = 1 THEN -rn ELSE {wh.int_div_sql('rn - 1', str(size))} END"
     runs = f"(SELECT rn, chars, {run} AS run FROM {pending})"
     over = wh.fetchall(f"""
         SELECT rn, chars, run FROM {runs} r
@@ -133,28 +132,21 @@ def pack(wh: Warehouse, pending: str, *, pack_size: int, max_pack_chars: int) ->
         # Runs split by characters, or holes left by items that go alone: number by rank.
         import pyarrow as pa
 
-        name = wh.temp_name("subs")
-        wh.con.register(name, pa.table({"rn": pa.array(list(subs), pa.int64()),
-                                        "sub": pa.array(list(subs.values()), pa.int64())}))
-        try:
-            wh.execute(f"""
-                CREATE OR REPLACE TEMP TABLE {RANKED} AS
+        with wh.arrow_relation(pa.table({"rn": pa.array(list(subs), pa.int64()),
+                                         "sub": pa.array(list(subs.values()), pa.int64())})) as name:
+            wh.create_temp_table(RANKED, f"""
                 SELECT p.*, dense_rank() OVER (ORDER BY x.run < 0, abs(x.run), x.sub) AS req_no,
                        row_number() OVER (PARTITION BY x.run, x.sub ORDER BY p.rn) AS item_id
                 FROM {pending} p
                 JOIN (SELECT r.rn, r.run, coalesce(s.sub, 0) AS sub
-                      FROM {runs} r LEFT JOIN {wh.q(name)} s USING (rn)) x USING (rn)""")
-        finally:
-            wh.con.unregister(name)
-        wh.execute(f"CREATE OR REPLACE TEMP VIEW {ITEMS} AS SELECT * FROM {RANKED}")
+                      FROM {runs} r LEFT JOIN {name} s USING (rn)) x USING (rn)""")
+        wh.create_temp_view(ITEMS, f"SELECT * FROM {RANKED}")
     else:
         # The common case: arithmetic, no sort; requests follow rn, so the plan is in request order.
-        wh.execute(f"""
-            CREATE OR REPLACE TEMP VIEW {ITEMS} AS
-            SELECT p.*, (rn - 1) // {size} + 1 AS req_no, (rn - 1) % {size} + 1 AS item_id
+        wh.create_temp_view(ITEMS, f"""
+            SELECT p.*, {wh.int_div_sql('rn - 1', str(size))} + 1 AS req_no, (rn - 1) % {size} + 1 AS item_id
             FROM {pending} p""")
-    wh.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {REQUESTS} AS
+    wh.create_temp_table(REQUESTS, f"""
         SELECT req_no, count(*) AS n_items, sum(chars) AS chars, max(attempt) AS attempt
         FROM {ITEMS} GROUP BY req_no""")
     return int(wh.scalar(f"SELECT count(*) FROM {REQUESTS}") or 0)
@@ -222,6 +214,6 @@ def custom_id(sub_key: str, index: int) -> str:
     return f"{sub_key}-{index:0{REQ_DIGITS}d}"
 
 
-def custom_id_sql(sub_key: str, index_expr: str) -> str:
+def custom_id_sql(wh: Warehouse, sub_key: str, index_expr: str) -> str:
     """SQL for ``custom_id(sub_key, index)`` (sub_key is our own hex, safe to inline)."""
-    return f"'{sub_key}-' || lpad(CAST({index_expr} AS VARCHAR), {REQ_DIGITS}, '0')"
+    return f"'{sub_key}-' || lpad({wh.text_sql(index_expr)}, {REQ_DIGITS}, '0')"

@@ -92,8 +92,7 @@ class Pipeline:
         # long texts the md5 text key was most of a nightly no-op run.
         prints, scan = self.store.t["cb_source_prints"], source_rows.scan_signature(self.wh, self.cfg)
         where = f"classifier = {_lit(self.cfg.name)} AND scan = {_lit(scan)}"
-        self.wh.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {ROWS} AS
+        self.wh.create_temp_table(ROWS, f"""
             SELECT {keys},
                    CASE WHEN r.skip_reason IS NULL
                              AND r.text_hash NOT IN (SELECT text_hash FROM ({done_sql}) d WHERE text_hash IS NOT NULL)
@@ -108,7 +107,7 @@ class Pipeline:
             f"FROM (SELECT {keys}, skip_reason IS NOT DISTINCT FROM 'null_key' AS nk, count(*) AS n, "
             "count(*) FILTER (WHERE text IS NULL AND skip_reason IS NULL) AS done, "
             "count(*) FILTER (WHERE NOT known) AS fresh "
-            "FROM cb_tmp_rows GROUP BY ALL) k"
+            f"FROM {ROWS} GROUP BY {keys}, skip_reason IS NOT DISTINCT FROM 'null_key') k"
         )[0]
         self.run.source_rows = int(total)
         self._done_rows = int(done)  # rows whose text has a stored result or is in flight (the log says which)
@@ -116,11 +115,11 @@ class Pipeline:
             # New or changed rows: store their fingerprints, and drop those no source row has any more
             # (changed texts, deleted rows, another scan). One fingerprint, one answer: a fingerprint
             # two different texts share (a 64-bit collision) is not stored, so those rows stay exact.
-            with self.wh.transaction():
-                self.wh.execute(f"DELETE FROM {prints} WHERE classifier = {_lit(self.cfg.name)} AND "
-                                f"(scan <> {_lit(scan)} OR fp NOT IN (SELECT fp FROM {ROWS}))")
-                self.wh.execute(f"""
-                    INSERT INTO {prints} (classifier, scan, fp, text_hash, truncated, skip_reason)
+            # One write (derived data: a crash costs one hashing pass, nothing else).
+            self.wh.replace_where(
+                prints,
+                f"classifier = {_lit(self.cfg.name)} AND (scan <> {_lit(scan)} OR fp NOT IN (SELECT fp FROM {ROWS}))",
+                f"""
                     SELECT {_lit(self.cfg.name)}, {_lit(scan)}, fp, any_value(text_hash), any_value(truncated),
                            any_value(skip_reason)
                     FROM {ROWS} WHERE NOT known
@@ -144,6 +143,10 @@ class Pipeline:
 
     def reconcile(self) -> None:
         """Submissions left 'submitting' by a crash: adopt the batch the API has, or give them up."""
+        # Crash leftovers first: intents without their submission row, requests behind their submission.
+        if self.store.sweep_uncommitted(self.cfg.name):
+            info("removed the requests of an intent a crash cut short before it was recorded (nothing was sent)")
+        self.store.roll_forward(self.cfg.name)
         realtime.abandon_leftovers(self.store, self.cfg.name)  # no server-side state to adopt
         for sub in self.store.open_submissions(self.cfg.name):
             if sub["status"] != BatchStatus.SUBMITTING:
@@ -249,7 +252,7 @@ class Pipeline:
         accepted = self.store.accepted_versions(self.cfg.name, self.cfg.version, self.cfg.reclassify)
         # The per-(version, text) summary of the results, once per run: the output reuses it unless
         # results are written after this point (real-time answers, a refused create, a wait loop).
-        self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {PER_VERSION} AS {self.store.per_version_sql(accepted)}")
+        self.wh.create_temp_table(PER_VERSION, self.store.per_version_sql(accepted))
         self._per_version_at = self.store.result_writes
         per_version = f"SELECT * FROM {PER_VERSION}"
         self.scan_source(self.store.done_sql(self.cfg.version, self.cfg.max_attempts, per_version))
@@ -262,13 +265,12 @@ class Pipeline:
             limit = " LIMIT 0"  # the usual nightly run: nothing to send, no lookup of attempts to build
         # rn numbers the items densely (packing is arithmetic on it). No ORDER BY: sorting a million
         # texts would cost more than the rest of the gather.
-        self.wh.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {PENDING} AS
-            SELECT * FROM (SELECT row_number() OVER () AS rn, *, length(text) AS chars FROM ({sql}) q{limit}) w{cap}""")
+        self.wh.create_temp_table(PENDING, f"""
+            SELECT * FROM (SELECT {self.wh.row_number_sql()} AS rn, *, length(text) AS chars FROM ({sql}) q{limit}) w{cap}""")
         self.run.pending_texts = int(self.wh.scalar(f"SELECT count(*) FROM {PENDING}"))
         # The pending texts are copied out; the output needs the source rows' keys and hashes only.
         # Dropping the texts (a metadata change) gives the warehouse's memory back to what follows.
-        self.wh.execute(f"ALTER TABLE {ROWS} DROP COLUMN text")
+        self.wh.drop_column(ROWS, "text")
         return self.run.pending_texts
 
     def submit(self) -> None:
@@ -317,7 +319,7 @@ class Pipeline:
         # The plan's tables hold every pending text (a million is hundreds of MB): free them now, not
         # when dbt closes the connection, for the collect, the output and the user's other models.
         packing.drop_plan(self.wh)
-        self.wh.execute(f"DROP TABLE IF EXISTS {PENDING}")
+        self.wh.drop_temp(PENDING)
 
     def _resolve_auto_pack_size(self) -> bool:
         """``pack_size: auto``: the pack size this version's calibration supports (calibrate.auto_pack_size),

@@ -407,7 +407,7 @@ class RequestEncoder:
         """SQL for one row's part of ``render_rows``: tag, escaped text and newline, as the bytes
         they are inside a JSON string (no quotes). Row order inside a message does not matter
         (every row carries its id)."""
-        piece = f"'<r' || CAST({item_id} AS VARCHAR) || '>' || {escape_row_sql(text)} || chr(10)"
+        piece = f"'<r' || {wh.text_sql(item_id)} || '>' || {escape_row_sql(text)} || chr(10)"
         return wh.json_inner_sql(piece)
 
     def quoted_size(self, custom_id_len: int, n_items: int, rows_json_bytes: int) -> int:

@@ -643,6 +643,7 @@ def abandon_leftovers(store: "StateStore", classifier: str) -> int:
 
     No batch exists for them on the API side, so nothing can be adopted; their rows go back to
     pending (no attempt used). Call under the classifier's lock, before anything is submitted.
+    A chunk whose answers were written (killed before its collected mark) is finished instead.
     Returns how many submissions were abandoned.
     """
     rows = store.wh.fetchall(
@@ -651,9 +652,17 @@ def abandon_leftovers(store: "StateStore", classifier: str) -> int:
             ORDER BY intent_at""",
         [classifier],
     )
+    abandoned = 0
     for sub_key, item_count in rows:
+        if store.wh.scalar(f"SELECT count(*) FROM {store.t['cb_results']} WHERE "
+                           + store.wh.starts_with_sql("custom_id", f"{sub_key}-")):
+            # Killed after the chunk's answers were written, before it was marked: finish the mark.
+            collect.finish_collect(store, sub_key)
+            info(f"real-time submission {sub_key}: its answers were written before a crash; marked collected")
+            continue
         store.record_abandoned(
             sub_key, "real-time run ended before its answers were written; its rows are pending again"
         )
         info(f"real-time submission {sub_key} was cut short by a crash; its {item_count} text(s) are pending again")
-    return len(rows)
+        abandoned += 1
+    return abandoned

@@ -13,6 +13,8 @@ from .config import ClassifierConfig, ConfigError
 from .warehouse import Warehouse, quote_literal
 
 _FIELD_RE = re.compile(r"\{([^{}]+)\}")
+# A text that is only whitespace or NUL characters is empty (a SQL string literal of a regex).
+BLANK_RE = "'^[\\s\\x00]*$'"
 
 
 def relation_sql(source) -> str:
@@ -59,7 +61,7 @@ def text_expr(wh: Warehouse, cfg: ClassifierConfig) -> str:
 def blank_expr(wh: Warehouse, cfg: ClassifierConfig) -> str:
     """True when there is nothing to classify: every text column null or whitespace."""
     checks = [
-        f"({wh.q(c)} IS NULL OR regexp_matches({wh.text_sql(wh.q(c))}, '^[\\s\\x00]*$'))" for c in cfg.text_columns
+        f"({wh.q(c)} IS NULL OR {wh.regexp_matches_sql(wh.text_sql(wh.q(c)), BLANK_RE)})" for c in cfg.text_columns
     ]
     return " AND ".join(checks) if checks else "TRUE"
 
@@ -125,7 +127,7 @@ def scan_sql(wh: Warehouse, source_sql: str, cfg: ClassifierConfig, prints_sql: 
     limit = int(cfg.max_text_chars)
     null_key = " OR ".join(f"s.{k} IS NULL" for k in keys)
     blank = " AND ".join(
-        f"(s.{wh.q(c)} IS NULL OR regexp_matches({wh.text_sql('s.' + wh.q(c))}, '^[\\s\\x00]*$'))"
+        f"(s.{wh.q(c)} IS NULL OR {wh.regexp_matches_sql(wh.text_sql('s.' + wh.q(c)), BLANK_RE)})"
         for c in cfg.text_columns) or "TRUE"
     over = f"length(s.cb__raw) > {limit}"
     if cfg.on_too_long == "truncate":

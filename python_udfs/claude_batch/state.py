@@ -13,6 +13,14 @@ An item is *pending* when it has no usable result under an accepted version and 
 ``submitting`` or ``in_flight``. A result is usable unless it is retryable (``errored`` other than
 ``invalid_request_error``, ``expired``, ``canceled``, ``missing``, ``invalid_output``) with attempts
 left. Crash windows, and why each is safe, are in docs/state-machine.md.
+
+No transition needs a multi-table transaction: each is a sequence of single-table writes
+(``Warehouse.append`` / ``update`` / ``update_from`` / ``delete``, each atomic and idempotent when
+repeated), ordered so that the write to ``cb_batches`` comes last and is the commit point.
+Readers trust a submission's requests and items only through its ``cb_batches`` row: rows of a
+key with no such row (a crash mid-intent) are ignored and swept (``sweep_uncommitted``); requests
+that lag behind their submission's status (a crash after the commit point) are rolled forward
+(``roll_forward``) at the start of the next run.
 """
 
 from __future__ import annotations
@@ -24,11 +32,14 @@ from datetime import datetime, timezone
 from typing import Sequence
 
 from . import statuses
+from ._crashpoints import checkpoint
 from .statuses import BatchStatus, Outcome
-from .warehouse import Warehouse, quote_ident
+from .warehouse import Sql, Warehouse
 
 RETRYABLE_STATUSES = statuses.RETRYABLE
 IN_FLIGHT_STATUSES = statuses.IN_FLIGHT
+# Statuses of a submission (cb_batches) whose requests may still be submitting or in flight.
+OPEN_SUBMISSION_STATUSES = (BatchStatus.SUBMITTING, BatchStatus.IN_PROGRESS, BatchStatus.CANCELING, BatchStatus.ENDED)
 
 # Tables are created with CREATE TABLE IF NOT EXISTS; columns are documented in models/claude_batch_state.yml.
 _DDL = {
@@ -100,7 +111,7 @@ _DDL = {
         version VARCHAR NOT NULL,
         text_hash {text_key} NOT NULL,
         status VARCHAR,
-        labels VARCHAR[],
+        labels {string_list},
         raw_answer VARCHAR,
         error_type VARCHAR,
         error_message VARCHAR,
@@ -174,7 +185,7 @@ _VIEWS = {
     # collecting a plain INSERT; one aggregate (not a window) keeps reading it fast at a million texts.
     "cb_current_results": """
         SELECT r.*, w.attempts, w.attempts_billed_usd, w.attempts_naive_usd
-        FROM {cb_results} r JOIN ({per_version}) w ON r.rowid = w.rid
+        FROM {cb_results} r JOIN ({per_version}) w ON {rowid_r} = w.rid
     """,
     # Cost per batch (a realtime run counts as one "batch" with mode = 'realtime'). Requests of an
     # abandoned submission never reached the API (nothing billed): not counted as requests or items.
@@ -192,14 +203,15 @@ _VIEWS = {
                sum(r.naive_usd) AS naive_usd,
                sum(r.naive_usd) - sum(r.billed_usd) AS saved_usd
         FROM {cb_batches} b LEFT JOIN {cb_requests} r ON r.submission_key = b.submission_key
-        GROUP BY ALL
+        GROUP BY b.submission_key, b.batch_id, b.classifier, b.version, b.model, b.mode, b.status,
+                 b.created_at, b.collected_at
     """,
     # Cost per item (version, text): every attempt it took, shared evenly with the pack it rode in.
     "cb_cost_by_text": """
         SELECT version, text_hash, count(*) AS attempts,
                sum(billed_usd) AS billed_usd, max(naive_usd) AS naive_usd
         FROM {cb_results}
-        GROUP BY ALL
+        GROUP BY version, text_hash
     """,
     # Cost per run: what the submissions each run made were billed (whichever run collected them), from
     # the batches and requests themselves. A run killed before it wrote its cb_runs row is still here
@@ -266,7 +278,8 @@ class StateStore:
         self.wh = wh
         self.result_writes = 0  # bumped by every write to cb_results (readers cache summaries of it)
         self.t = {name: wh.state_table(name) for name in [*_DDL, *_VIEWS]}
-        self.ddl = {name: cols.format(text_key=wh.text_key_type(), fingerprint=wh.fingerprint_type())
+        self.ddl = {name: cols.format(text_key=wh.text_key_type(), fingerprint=wh.fingerprint_type(),
+                                      string_list=wh.string_list_type())
                     for name, cols in _DDL.items()}
 
     # ------------------------------------------------------------------ schema
@@ -276,7 +289,8 @@ class StateStore:
         A nightly run with nothing to do should cost little more than reading the source, so the
         DDL is skipped when ``cb_meta`` says this schema (tables, views) is already in place.
         """
-        views = {name: body.format(**self.t, per_version=self.per_version_sql()) for name, body in _VIEWS.items()}
+        views = {name: body.format(**self.t, per_version=self.per_version_sql(), rowid_r=self.wh.row_id_sql("r"))
+                 for name, body in _VIEWS.items()}
         key_scheme = self.wh.TEXT_KEY_SCHEME
         schema = hashlib.sha256(json.dumps([self.ddl, views, key_scheme], sort_keys=True).encode()).hexdigest()[:16]
         # No statement here may fail: inside dbt's open transaction a failed one aborts it.
@@ -296,12 +310,14 @@ class StateStore:
             if name in present:
                 self._upgrade(name, cols, present[name])
             else:
-                self.wh.execute(f"CREATE TABLE IF NOT EXISTS {self.t[name]} ({cols})")
+                self.wh.create_table(self.t[name], cols)
         for name, body in views.items():
-            self.wh.execute(f"CREATE OR REPLACE VIEW {self.t[name]} AS {body}")
+            self.wh.create_view(self.t[name], body)
         self._convert_text_keys(key_scheme)
-        self.wh.execute(f"DELETE FROM {self.t['cb_meta']} WHERE key = 'schema'")
-        self.wh.execute(f"INSERT INTO {self.t['cb_meta']} VALUES ('schema', ?)", [schema])
+        self._set_meta("schema", schema)
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.wh.replace_where(self.t["cb_meta"], "key = ?", "SELECT ?, ?", [key, key, value])
 
     def _convert_text_keys(self, scheme: str) -> None:
         """State written under the earlier key scheme (``md5(text)::UUID``, or its string form, which
@@ -310,12 +326,16 @@ class StateStore:
         meta = self.t["cb_meta"]
         if self.wh.scalar(f"SELECT max(value) FROM {meta} WHERE key = 'text_key'") == scheme:
             return
+        if not self.wh.supports_transactions:  # an engine newer than the old scheme: nothing to convert
+            self._set_meta("text_key", scheme)
+            return
+        # Not idempotent (reversing twice restores the old keys): the one upgrade that needs a
+        # multi-table transaction, on the one engine that wrote the old scheme.
         with self.wh.transaction():
             for name in ("cb_results", "cb_request_items"):
-                self.wh.execute(f"UPDATE {self.t[name]} SET text_hash = {self.wh.reverse_uuid_sql('text_hash')} "
-                                "WHERE text_hash IS NOT NULL")
-            self.wh.execute(f"DELETE FROM {meta} WHERE key = 'text_key'")
-            self.wh.execute(f"INSERT INTO {meta} VALUES ('text_key', ?)", [scheme])
+                self.wh.update(self.t[name], {"text_hash": Sql(self.wh.reverse_uuid_sql("text_hash"))},
+                               "text_hash IS NOT NULL")
+            self._set_meta("text_key", scheme)
 
     def _upgrade(self, name: str, cols: str, present: dict[str, str]) -> None:
         """A table written by an older release: add the columns it lacks (nothing is dropped), and
@@ -325,11 +345,11 @@ class StateStore:
         if not retype:
             for col, typ in wanted.items():
                 if col not in present:
-                    self.wh.execute(f"ALTER TABLE {self.t[name]} ADD COLUMN {col} {typ}")
+                    self.wh.add_column(self.t[name], col, typ)
             return
         # A type change rebuilds the table: the new layout plus any column only the old one has.
-        extra = ", ".join(f"{quote_ident(c)} {typ}" for c, typ in present.items() if c not in wanted)
-        copy = {c: (f"CAST({quote_ident(c)} AS {wanted[c]})" if c in retype else quote_ident(c)) for c in present}
+        extra = ", ".join(f"{self.wh.q(c)} {typ}" for c, typ in present.items() if c not in wanted)
+        copy = {c: (f"CAST({self.wh.q(c)} AS {wanted[c]})" if c in retype else self.wh.q(c)) for c in present}
         self.wh.rebuild_table(self.t[name], cols + (", " + extra if extra else ""), copy)
 
     def record_version(self, classifier: str, version: str, model: str, settings: dict) -> None:
@@ -338,8 +358,9 @@ class StateStore:
             [classifier, version],
         )
         if not exists:
-            self.wh.execute(
-                f"INSERT INTO {self.t['cb_versions']} VALUES (?, ?, ?, now()::TIMESTAMP, ?)",
+            self.wh.append_select(
+                self.t["cb_versions"], ["classifier", "version", "model", "first_seen_at", "settings_json"],
+                f"SELECT ?, ?, ?, {self.wh.now_sql()}, ?",
                 [classifier, version, model, json.dumps(settings, default=str, sort_keys=True)],
             )
 
@@ -408,20 +429,19 @@ class StateStore:
         where = ""
         if versions is not None:
             where = "WHERE version IN (" + ", ".join("'" + v.replace("'", "''") + "'" for v in versions) + ")"
-        # One HUGEINT orders the outcomes (success, then attempt, then time): comparing it is several
-        # times cheaper than comparing a struct, and this aggregate runs on every read of the state.
-        key = ("((CAST(status = 'succeeded' AS HUGEINT) << 100) + (CAST(coalesce(attempt, 0) AS HUGEINT) << 64)"
-               " + coalesce(epoch_us(collected_at), 0))")
+        # One value orders the outcomes (success, then attempt, then time); rid is the engine's row id.
+        key = self.wh.outcome_order_sql("status = 'succeeded'", "attempt", "collected_at")
+        rowid = self.wh.row_id_sql()
         # Most texts have one outcome per version, which is then the one that counts: only texts with
         # several (retries) go through the aggregate, whose winner's few columns are read by row id
         # (one join, cheaper than four more arg_max). Finding them costs a count per text; the
         # aggregate and the join over every result cost twice that and more. Costs stay NULL only
         # where the model has no prices (collect writes 0 for what was not billed).
+        several = self.wh.materialized_cte(
+            "several", f"SELECT version, text_hash FROM {res} {where} GROUP BY version, text_hash HAVING count(*) > 1")
         return f"""
-            WITH several AS MATERIALIZED (
-                SELECT version, text_hash FROM {res} {where} GROUP BY version, text_hash HAVING count(*) > 1
-            )
-            SELECT version, text_hash, rowid AS rid, status, error_type, attempt, collected_at,
+            WITH {several}
+            SELECT version, text_hash, {rowid} AS rid, status, error_type, attempt, collected_at,
                    CAST(1 AS BIGINT) AS attempts, billed_usd AS attempts_billed_usd,
                    naive_usd AS attempts_naive_usd
             FROM {res} o {where}
@@ -429,25 +449,29 @@ class StateStore:
             UNION ALL
             SELECT g.version, g.text_hash, g.rid, r.status, r.error_type, r.attempt, r.collected_at,
                    g.attempts, g.attempts_billed_usd, g.attempts_naive_usd
-            FROM (SELECT version, text_hash, arg_max(rowid, {key}) AS rid,
+            FROM (SELECT version, text_hash, {self.wh.arg_max_sql(rowid, key)} AS rid,
                          count(*) AS attempts, sum(billed_usd) AS attempts_billed_usd,
                          max(naive_usd) AS attempts_naive_usd
                   FROM {res} o
                   WHERE EXISTS (SELECT 1 FROM several m WHERE m.version = o.version AND m.text_hash = o.text_hash)
                   GROUP BY version, text_hash) g
-            JOIN {res} r ON r.rowid = g.rid
+            JOIN {res} r ON {self.wh.row_id_sql("r")} = g.rid
         """
 
     def busy_sql(self, version: str) -> str:
         """Texts of this version in a request still submitting or in flight (one row per text).
 
-        An item's state is its request's: items are written once, at the intent."""
+        An item's state is its request's: items are written once, at the intent. A request counts
+        only while its submission is open: a request whose submission has no row (a crash mid-intent)
+        or was abandoned before its requests were rolled forward is not busy."""
         in_flight = ", ".join(f"'{s}'" for s in IN_FLIGHT_STATUSES)
+        open_subs = ", ".join(f"'{s}'" for s in OPEN_SUBMISSION_STATUSES)
         v = version.replace("'", "''")
         return f"""
             SELECT i.text_hash, any_value(i.custom_id) AS custom_id
             FROM {self.t['cb_request_items']} i JOIN {self.t['cb_requests']} r USING (custom_id)
             WHERE i.version = '{v}' AND r.status IN ({in_flight})
+              AND r.submission_key IN (SELECT submission_key FROM {self.t['cb_batches']} WHERE status IN ({open_subs}))
             GROUP BY i.text_hash
         """
 
@@ -456,73 +480,108 @@ class StateStore:
         return int(self.wh.scalar(f"SELECT count(*) FROM {self.t['cb_batches']} WHERE classifier = ?", [classifier]) or 0)
 
     def record_intent(self, submission: Submission, requests: dict[str, list], items: dict[str, list]) -> None:
-        """Before the create call: the submission key, every custom_id and every item, in one
-        transaction. ``requests`` and ``items`` are columns (name → values)."""
-        with self.wh.transaction():
-            self.wh.insert_columns(self.t["cb_batches"], {k: [v] for k, v in asdict(submission).items()})
-            self.wh.insert_columns(self.t["cb_requests"], requests)
-            self.wh.insert_columns(self.t["cb_request_items"], items)
+        """Before the create call: every custom_id, every item, then the submission's row (the
+        commit point). ``requests`` and ``items`` are columns (name → values)."""
+        self.wh.append(self.t["cb_requests"], requests)
+        self.wh.append(self.t["cb_request_items"], items)
+        checkpoint("intent_before_commit")
+        self.wh.append(self.t["cb_batches"], {k: [v] for k, v in asdict(submission).items()})
 
     def record_intent_sql(self, submission: Submission, requests_select: str, items_select: str,
                           params: Sequence | None = None) -> None:
         """``record_intent`` for a submission the warehouse planned: requests and items come from
         SELECTs (requests: custom_id .. row_chars, status; items: custom_id .. row_chars), so a million
         items never cross into Python."""
-        req_cols = ("custom_id, submission_key, classifier, version, model, attempt, item_count, prefix_tokens, "
-                    "cached_prefix, row_chars, status")
-        item_cols = "custom_id, item_id, version, text_hash, attempt, row_chars"
-        with self.wh.transaction():
-            self.wh.insert_columns(self.t["cb_batches"], {k: [v] for k, v in asdict(submission).items()})
-            self.wh.execute(f"INSERT INTO {self.t['cb_requests']} ({req_cols}) {requests_select}", params)
-            self.wh.execute(f"INSERT INTO {self.t['cb_request_items']} ({item_cols}) {items_select}", params)
+        req_cols = ["custom_id", "submission_key", "classifier", "version", "model", "attempt", "item_count",
+                    "prefix_tokens", "cached_prefix", "row_chars", "status"]
+        item_cols = ["custom_id", "item_id", "version", "text_hash", "attempt", "row_chars"]
+        self.wh.append_select(self.t["cb_requests"], req_cols, requests_select, params)
+        self.wh.append_select(self.t["cb_request_items"], item_cols, items_select, params)
+        checkpoint("intent_before_commit")
+        self.wh.append(self.t["cb_batches"], {k: [v] for k, v in asdict(submission).items()})
+
+    def sweep_uncommitted(self, classifier: str) -> int:
+        """Requests and items of intents that never got their ``cb_batches`` row (a crash between
+        the appends of ``record_intent``): nothing was sent for them, readers ignore them; removed
+        here, items first (found through their requests), so a repeat after a crash finishes the job.
+        Call under the classifier's lock. Returns the number of submissions swept."""
+        keys = [k for (k,) in self.wh.fetchall(
+            f"""SELECT DISTINCT submission_key FROM {self.t['cb_requests']} r
+                WHERE classifier = ? AND NOT EXISTS (SELECT 1 FROM {self.t['cb_batches']} b
+                                                    WHERE b.submission_key = r.submission_key)""", [classifier])]
+        for key in keys:
+            self.wh.delete(self.t["cb_request_items"], self.wh.starts_with_sql("custom_id", f"{key}-"))
+            self.wh.delete(self.t["cb_requests"], "submission_key = ?", [key])
+        return len(keys)
+
+    def roll_forward(self, classifier: str) -> None:
+        """Requests still ``submitting`` whose submission moved on (a crash after the commit point of
+        ``record_submitted`` or ``record_abandoned``): bring them to their submission's state. One
+        write per kind; a no-op when nothing lags (the usual case: one small query)."""
+        batches, requests = self.t["cb_batches"], self.t["cb_requests"]
+        lagging = f"""SELECT b.submission_key, b.batch_id, b.status FROM {batches} b
+                      WHERE b.classifier = ? AND b.status <> 'submitting' AND EXISTS (
+                          SELECT 1 FROM {requests} r WHERE r.submission_key = b.submission_key
+                          AND r.status = 'submitting')"""
+        for key, batch_id, status in self.wh.fetchall(lagging, [classifier]):
+            if status in OPEN_SUBMISSION_STATUSES:
+                self._requests_in_flight(key, batch_id)
+            elif status == "abandoned":
+                self._requests_abandoned(key)
+
+    def _requests_in_flight(self, submission_key: str, batch_id: str) -> None:
+        self.wh.update(self.t["cb_requests"], {"batch_id": batch_id, "status": "in_flight"},
+                       "submission_key = ? AND status = 'submitting'", [submission_key])
+
+    def _requests_abandoned(self, submission_key: str) -> None:
+        # Only requests never answered: a real-time chunk's billed requests keep their status and cost.
+        self.wh.update(self.t["cb_requests"], {"status": "abandoned"},
+                       "submission_key = ? AND status IN ('submitting', 'in_flight')", [submission_key])
 
     def record_submitted(self, submission_key: str, batch: dict) -> None:
-        """After the create call answered: the batch id, and the requests are in flight."""
-        with self.wh.transaction():
-            self.wh.execute(
-                f"""UPDATE {self.t['cb_batches']} SET batch_id = ?, status = ?, created_at = ?, expires_at = ?
-                    WHERE submission_key = ?""",
-                [batch["id"], batch["processing_status"], batch["created_at"], batch["expires_at"], submission_key],
-            )
-            self.wh.execute(
-                f"UPDATE {self.t['cb_requests']} SET batch_id = ?, status = 'in_flight' WHERE submission_key = ?",
-                [batch["id"], submission_key],
-            )
+        """After the create call answered: the batch id on the submission (the commit point), then
+        its requests are in flight (rolled forward by the next run if this one dies in between)."""
+        self.wh.update(
+            self.t["cb_batches"],
+            {"batch_id": batch["id"], "status": batch["processing_status"], "created_at": batch["created_at"],
+             "expires_at": batch["expires_at"]},
+            "submission_key = ?", [submission_key])
+        checkpoint("submitted_before_requests")
+        self._requests_in_flight(submission_key, batch["id"])
 
     def record_abandoned(self, submission_key: str, reason: str) -> None:
-        """The create call never reached the API: the items go back to pending, no attempt used."""
-        with self.wh.transaction():
-            self.wh.execute(
-                f"UPDATE {self.t['cb_batches']} SET status = 'abandoned', error = ? WHERE submission_key = ?",
-                [reason, submission_key],
-            )
-            self.wh.execute(
-                f"UPDATE {self.t['cb_requests']} SET status = 'abandoned' WHERE submission_key = ?", [submission_key]
-            )
+        """The create call never reached the API: the items go back to pending, no attempt used.
+        The submission's status is the commit point (``busy_sql`` reads it); requests follow."""
+        self.wh.update(self.t["cb_batches"], {"status": "abandoned", "error": reason},
+                       "submission_key = ?", [submission_key])
+        self._requests_abandoned(submission_key)
 
     def record_create_failed(self, submission_key: str, error_type: str, message: str, model: str, classifier: str) -> None:
-        """The API refused the create call: every item gets an errored result naming the reason."""
+        """The API refused the create call: every item gets an errored result naming the reason.
+
+        Requests, then results (appended once: guarded by the submission's custom_ids), then the
+        submission (the commit point). Killed before the last, the submission is still
+        ``submitting``: the next run finds no batch for it and abandons it; its items are pending
+        again (an errored result with attempts left is retried), nothing was billed."""
         self.result_writes += 1
-        with self.wh.transaction():
-            self.wh.execute(
-                f"UPDATE {self.t['cb_batches']} SET status = 'failed', error = ? WHERE submission_key = ?",
-                [f"{error_type}: {message}", submission_key],
-            )
-            self.wh.execute(
-                f"""UPDATE {self.t['cb_requests']} SET status = 'errored', error_type = ?, error_message = ?,
-                    collected_at = now()::TIMESTAMP WHERE submission_key = ?""",
-                [error_type, message, submission_key],
-            )
-            self.wh.execute(
-                f"""INSERT INTO {self.t['cb_results']}
-                    (version, text_hash, status, labels, raw_answer, error_type, error_message, custom_id,
-                     batch_id, attempt, model, classifier, collected_at, billed_usd, naive_usd)
-                    SELECT i.version, i.text_hash, 'errored', NULL, NULL, ?, ?, i.custom_id, NULL, i.attempt, ?, ?,
-                           now()::TIMESTAMP, 0, 0
-                    FROM {self.t['cb_request_items']} i
-                    WHERE i.custom_id IN (SELECT custom_id FROM {self.t['cb_requests']} WHERE submission_key = ?)""",
-                [error_type, message, model, classifier, submission_key],
-            )
+        self.wh.update(
+            self.t["cb_requests"],
+            {"status": "errored", "error_type": error_type, "error_message": message,
+             "collected_at": Sql(self.wh.now_sql())},
+            "submission_key = ?", [submission_key])
+        mine = self.wh.starts_with_sql("custom_id", f"{submission_key}-")
+        self.wh.append_select(
+            self.t["cb_results"],
+            ["version", "text_hash", "status", "labels", "raw_answer", "error_type", "error_message", "custom_id",
+             "batch_id", "attempt", "model", "classifier", "collected_at", "billed_usd", "naive_usd"],
+            f"""SELECT i.version, i.text_hash, 'errored', NULL, NULL, ?, ?, i.custom_id, NULL, i.attempt, ?, ?,
+                       {self.wh.now_sql()}, 0, 0
+                FROM {self.t['cb_request_items']} i
+                WHERE i.custom_id IN (SELECT custom_id FROM {self.t['cb_requests']} WHERE submission_key = ?)
+                  AND NOT EXISTS (SELECT 1 FROM {self.t['cb_results']} WHERE {mine})""",
+            [error_type, message, model, classifier, submission_key])
+        self.wh.update(self.t["cb_batches"], {"status": "failed", "error": f"{error_type}: {message}"},
+                       "submission_key = ?", [submission_key])
 
     # ------------------------------------------------------------------ collect
     def version_settings(self, version: str) -> dict | None:
@@ -543,19 +602,11 @@ class StateStore:
 
     def update_batch_status(self, submission_key: str, batch: dict) -> None:
         counts = batch.get("request_counts") or {}
-        self.wh.execute(
-            f"""UPDATE {self.t['cb_batches']} SET status = ?, ended_at = ?, succeeded = ?, errored = ?,
-                canceled = ?, expired = ? WHERE submission_key = ?""",
-            [
-                batch["processing_status"],
-                batch.get("ended_at"),
-                counts.get(Outcome.SUCCEEDED),
-                counts.get(Outcome.ERRORED),
-                counts.get(Outcome.CANCELED),
-                counts.get(Outcome.EXPIRED),
-                submission_key,
-            ],
-        )
+        self.wh.update(
+            self.t["cb_batches"],
+            {"status": batch["processing_status"], "ended_at": batch.get("ended_at"),
+             **{str(k): counts.get(k) for k in (Outcome.SUCCEEDED, Outcome.ERRORED, Outcome.CANCELED, Outcome.EXPIRED)}},
+            "submission_key = ?", [submission_key])
 
     # ------------------------------------------------------------------ runs
     def preflight_passed(self, classifier: str, version: str, model: str, api_version: str, sdk_version: str) -> bool:
@@ -566,9 +617,8 @@ class StateStore:
 
     def record_preflight(self, row: dict) -> None:
         cols = ("classifier", "version", "model", "api_version", "sdk_version", "status", "custom_id", "message")
-        self.wh.execute(
-            f"INSERT INTO {self.t['cb_preflights']} ({', '.join(cols)}, checked_at) "
-            f"VALUES ({', '.join('?' * len(cols))}, now()::TIMESTAMP)", [row.get(c) for c in cols])
+        self.wh.append_select(self.t["cb_preflights"], [*cols, "checked_at"],
+                              f"SELECT {', '.join('?' * len(cols))}, {self.wh.now_sql()}", [row.get(c) for c in cols])
 
     def refused_submission(self, submission_key: str) -> tuple[int, str] | None:
         """(requests, the first message) when every request of a submission came back
@@ -580,7 +630,7 @@ class StateStore:
         return (int(n), str(message)) if n and n == refused else None
 
     def record_run(self, run: dict) -> None:
-        self.wh.insert_columns(self.t["cb_runs"], {k: [v] for k, v in run.items()})
+        self.wh.append(self.t["cb_runs"], {k: [v] for k, v in run.items()})
 
     def spent_today_usd(self, classifier: str) -> float:
         """Billed so far today plus what is still in flight (estimated at submit time)."""
@@ -599,7 +649,8 @@ class StateStore:
         return int(
             self.wh.scalar(
                 f"""SELECT count(*) FROM {self.t['cb_requests']} r JOIN {self.t['cb_batches']} b USING (submission_key)
-                    WHERE r.status IN ('submitting', 'in_flight') AND b.mode = 'batch'"""
+                    WHERE r.status IN ('submitting', 'in_flight') AND b.mode = 'batch'
+                      AND b.status IN ({", ".join(f"'{s}'" for s in OPEN_SUBMISSION_STATUSES)})"""
             )
             or 0
         )

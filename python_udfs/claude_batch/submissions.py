@@ -1,8 +1,9 @@
 """Recording a submission's intent: the ``cb_batches`` row, every request and every item, before any call.
 
 A submission is one batch create (mode ``batch``) or one chunk of real-time calls (mode ``realtime``).
-Its intent is written in one transaction before the API is called, so a crash at any point leaves
-something the next run can reconcile (docs/state-machine.md).
+Its intent is written before the API is called (requests, items, then the ``cb_batches`` row that
+commits it: single-table writes, no transaction), so a crash at any point leaves something the next
+run can reconcile or sweep (docs/state-machine.md).
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ def record_intent_sql(pipe: RunContext, sub_key: str, first: int, last: int, bod
     where = f"BETWEEN {int(first)} AND {int(last)}"
     pipe.store.record_intent_sql(
         submission,
-        f"""SELECT {packing.custom_id_sql(sub_key, f'req_no - {int(first)}')}, {_lit(sub_key)}, {_lit(pipe.cfg.name)},
+        f"""SELECT {packing.custom_id_sql(pipe.wh, sub_key, f'req_no - {int(first)}')}, {_lit(sub_key)}, {_lit(pipe.cfg.name)},
                    {_lit(pipe.cfg.version)}, {_lit(pipe.cfg.spec.model)}, attempt, n_items,
                    {int(prefix)}, {bool(cached)}, chars, 'submitting'
             FROM {packing.REQUESTS} WHERE req_no {where}""",
-        f"""SELECT {packing.custom_id_sql(sub_key, f'req_no - {int(first)}')}, item_id, {_lit(pipe.cfg.version)},
+        f"""SELECT {packing.custom_id_sql(pipe.wh, sub_key, f'req_no - {int(first)}')}, item_id, {_lit(pipe.cfg.version)},
                    text_hash, attempt, chars
             FROM {packing.ITEMS} WHERE req_no {where}""",
     )

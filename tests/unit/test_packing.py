@@ -97,7 +97,7 @@ def test_custom_ids_legal_unique_deterministic(wh):
     ids = [packing.custom_id(a, i) for i in range(5)]
     assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", i) and i.startswith(a) for i in ids)
     assert all(len(i) == packing.CUSTOM_ID_LEN for i in ids)
-    assert wh.scalar(f"SELECT {packing.custom_id_sql(a, '3')}") == ids[3]
+    assert wh.scalar(f"SELECT {packing.custom_id_sql(wh, a, '3')}") == ids[3]
 
 
 def test_warehouse_rendered_body_equals_sdk_params_and_size_is_exact(wh, tmp_path):
