@@ -275,11 +275,9 @@ class Calibration:
         logs.info(f"calibration of {self.cfg.name} v{self.cfg.version}: {len(sample)} texts, {len(kept)} variant(s), "
                   f"estimated ${total:.4f}")
         # The intent, before the batch exists: items, variants, then the calibration's row, which
-        # commits it (existing() reads only that row). Leftovers of an intent killed before its row
-        # (same id: the same sample, seed and variants) are removed first, so nothing doubles.
-        wh, where = self.wh, ("calibration_id = ?", [calibration_id])
-        wh.delete(self.t["cb_calibration_items"], *where)
-        wh.delete(self.t["cb_calibration_variants"], *where)
+        # commits it (each one write). Items and variants of an intent killed before its row carry an
+        # id no calibration row has: every reader and view joins cb_calibrations, so they are ignored.
+        wh = self.wh
         for entry in kept:
             v = entry["variant"]
             rows = [(text_hash, r["custom_id"], item_id, position, len(r["items"]))
@@ -326,14 +324,15 @@ class Calibration:
             if cand["processing_status"] == "ended" and cand.get("results_url"):
                 first = batches.first_custom_id(self.client, cand["id"]) or ""
                 if first.startswith(f"cal{row['calibration_id']}-"):
-                    self.wh.execute(f"UPDATE {self.t['cb_calibrations']} SET batch_id = ?, status = 'submitted' "
-                                    "WHERE calibration_id = ?", [cand["id"], row["calibration_id"]])
+                    self.wh.update(self.t["cb_calibrations"], {"batch_id": cand["id"], "status": "submitted"},
+                                   "calibration_id = ?", [row["calibration_id"]])
                     return self.load(row["calibration_id"])
         age = (datetime.now(timezone.utc) - intent_at).total_seconds()
         if not unverified and (not candidates or age >= grace_seconds):
-            self.wh.execute(f"UPDATE {self.t['cb_calibrations']} SET status = 'abandoned', "
-                            "note = 'no batch found for this intent: the create call never reached the API' "
-                            "WHERE calibration_id = ?", [row["calibration_id"]])
+            self.wh.update(self.t["cb_calibrations"],
+                           {"status": "abandoned",
+                            "note": "no batch found for this intent: the create call never reached the API"},
+                           "calibration_id = ?", [row["calibration_id"]])
         return self.load(row["calibration_id"])
 
     def load(self, calibration_id: str) -> dict:

@@ -281,7 +281,7 @@ class Pipeline:
             info(f"nothing new to classify: {stored or 'no source row to classify'}")
             return
         if self.cfg.auto_pack_size and not self._resolve_auto_pack_size():
-            self.wh.execute(f"DROP TABLE IF EXISTS {PENDING}")
+            self.wh.drop_temp(PENDING)
             return
         mode = self.cfg.mode
         if mode == "auto":

@@ -87,7 +87,11 @@ def sql_strings(path: Path) -> list[tuple[int, str]]:
     skip = _docstrings(tree)
     out = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+        if isinstance(node, ast.JoinedStr):  # an f-string: its pieces with a stand-in for each value
+            for part in node.values:
+                skip.add(id(part))
+            out.append((node.lineno, "".join(p.value if isinstance(p, ast.Constant) else "{x}" for p in node.values)))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
             out.append((node.lineno, node.value))
     return out
 
@@ -142,4 +146,7 @@ def test_the_rules_catch_what_they_name(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text('"""doc: GROUP BY ALL is fine here."""\nq = f"SELECT * FROM {t} GROUP BY ALL"\nx = con.register(1)\n')
     assert [line for line, text in sql_strings(bad) if re.search(r"group\s+by\s+all", text, re.I)] == [2]
+    split = tmp_path / "split.py"  # a statement cut by f-string values is still seen whole
+    split.write_text('q = f"UPDATE {table} SET a = {value}"\n')
+    assert any(re.search(r"\bupdate\s+\S+\s+set\b", text, re.I) for _, text in sql_strings(split))
     assert any(re.search(r"\.con\b", code) for _, code in python_code(bad))
