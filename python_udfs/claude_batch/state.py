@@ -326,16 +326,7 @@ class StateStore:
         meta = self.t["cb_meta"]
         if self.wh.scalar(f"SELECT max(value) FROM {meta} WHERE key = 'text_key'") == scheme:
             return
-        if not self.wh.supports_transactions:  # an engine newer than the old scheme: nothing to convert
-            self._set_meta("text_key", scheme)
-            return
-        # Not idempotent (reversing twice restores the old keys): the one upgrade that needs a
-        # multi-table transaction, on the one engine that wrote the old scheme.
-        with self.wh.transaction():
-            for name in ("cb_results", "cb_request_items"):
-                self.wh.update(self.t[name], {"text_hash": Sql(self.wh.reverse_uuid_sql("text_hash"))},
-                               "text_hash IS NOT NULL")
-            self._set_meta("text_key", scheme)
+        self.wh.upgrade_text_keys([self.t["cb_results"], self.t["cb_request_items"]], meta, scheme)
 
     def _upgrade(self, name: str, cols: str, present: dict[str, str]) -> None:
         """A table written by an older release: add the columns it lacks (nothing is dropped), and

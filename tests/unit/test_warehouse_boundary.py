@@ -62,10 +62,10 @@ SQL_RULES = [
 # (rule, reason): searched in the package's Python code (strings and comments left out).
 PYTHON_RULES = [
     (r"\bimport\s+duckdb\b|\bfrom\s+duckdb\b", "only the DuckDB engine module imports duckdb"),
-    (r"\.con\b", "the engine's connection is the engine's: ask the Warehouse"),
+    (r"\.\s*con\b", "the engine's connection is the engine's: ask the Warehouse"),
     (r"\b(fetchnumpy|fetchone|to_arrow_reader)\s*\(|\b(register|unregister)\s*\(\s*\w+\s*,",
      "DuckDB API: Warehouse.fetch_arrays / iter_arrow / arrow_relation"),
-    (r"\.transaction\s*\(", "the state machine needs no multi-table transaction (docs/state-machine.md)"),
+    (r"\.\s*transaction\s*\(", "the state machine needs no multi-table transaction (docs/state-machine.md)"),
     (r"\bquote_ident\s*\(", "identifier quoting is the engine's: Warehouse.q"),
 ]
 
@@ -144,9 +144,9 @@ def test_the_rules_catch_what_they_name(tmp_path):
         assert re.search(rule, text, re.IGNORECASE), rule
     assert not re.search(r"\bas\s+varchar\b(?!\s*\()", "CAST(x AS VARCHAR(10))", re.IGNORECASE)
     bad = tmp_path / "bad.py"
-    bad.write_text('"""doc: GROUP BY ALL is fine here."""\nq = f"SELECT * FROM {t} GROUP BY ALL"\nx = con.register(1)\n')
+    bad.write_text('"""doc: GROUP BY ALL is fine here."""\nq = f"SELECT * FROM {t} GROUP BY ALL"\nx = wh.con.register(1)\n')
     assert [line for line, text in sql_strings(bad) if re.search(r"group\s+by\s+all", text, re.I)] == [2]
     split = tmp_path / "split.py"  # a statement cut by f-string values is still seen whole
     split.write_text('q = f"UPDATE {table} SET a = {value}"\n')
     assert any(re.search(r"\bupdate\s+\S+\s+set\b", text, re.I) for _, text in sql_strings(split))
-    assert any(re.search(r"\.con\b", code) for _, code in python_code(bad))
+    assert any(re.search(dict(PYTHON_RULES) and PYTHON_RULES[1][0], code) for _, code in python_code(bad))

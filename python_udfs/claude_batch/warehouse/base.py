@@ -112,7 +112,7 @@ class Warehouse(abc.ABC):
     dialect: ClassVar[str] = ""
     # Capabilities. supports_update: UPDATE/DELETE of rows in place (else update/delete rewrite the
     # one table). supports_merge: MERGE INTO. supports_transactions: BEGIN/COMMIT across statements
-    # (the state machine never needs it; only the lock and a schema upgrade use it where it exists).
+    # (the state machine never needs it; only the lock and upgrades of older DuckDB state use it).
     supports_update: ClassVar[bool] = False
     supports_merge: ClassVar[bool] = False
     supports_transactions: ClassVar[bool] = False
@@ -189,11 +189,12 @@ class Warehouse(abc.ABC):
         """The engine's lazy relation for a query (DuckDBPyRelation, Spark DataFrame): what a dbt
         Python model returns as its table."""
 
-    def transaction(self) -> contextlib.AbstractContextManager[None]:
-        """A multi-statement transaction, only where ``supports_transactions``. The state machine never
-        needs one; only upgrades of state an older DuckDB release wrote use it. Re-entrant: the
-        single-table writes inside it join it."""
-        raise NotImplementedError(f"{self.dialect} has no multi-statement transactions")
+    def upgrade_text_keys(self, tables: Sequence[str], meta_table: str, scheme: str) -> None:
+        """Give ``tables``' ``text_hash`` column this scheme's keys where state written under the
+        earlier one (``md5(text)::UUID``) exists, and record ``scheme`` under key ``text_key`` in
+        ``meta_table`` (key, value). Only DuckDB ever wrote the earlier scheme; an engine born after
+        it has nothing to convert and just records the marker (this default)."""
+        self.replace_where(meta_table, "key = ?", "SELECT ?, ?", ["text_key", "text_key", scheme])
 
     # ------------------------------------------------------------------ session-scoped relations
     @abc.abstractmethod

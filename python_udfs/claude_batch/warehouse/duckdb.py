@@ -84,8 +84,13 @@ class DuckDBWarehouse(Warehouse):
     def iter_arrow(self, sql: str, batch_rows: int = 4096) -> Iterator[Any]:
         yield from self.con.sql(sql).to_arrow_reader(batch_rows)
 
-    def transaction(self) -> contextlib.AbstractContextManager[None]:
-        return self._atomic()
+    def upgrade_text_keys(self, tables: Sequence[str], meta_table: str, scheme: str) -> None:
+        # Not idempotent (reversing twice restores the old keys): the one upgrade that needs a
+        # multi-table transaction, on the one engine that wrote the old scheme.
+        with self._atomic():
+            for table in tables:
+                self.update(table, {"text_hash": Sql(self.reverse_uuid_sql("text_hash"))}, "text_hash IS NOT NULL")
+            super().upgrade_text_keys(tables, meta_table, scheme)
 
     @contextlib.contextmanager
     def _atomic(self) -> Iterator[None]:
