@@ -7,3 +7,6 @@
 {% macro default__claude_batch_type_double() %}{{ return(dbt.type_float()) }}{% endmacro %}
 
 {% macro duckdb__claude_batch_type_double() %}{{ return('double') }}{% endmacro %}
+
+{#- Spark's FLOAT is 4 bytes too; DOUBLE is 8 (Spark SQL reference, "Data Types"). -#}
+{% macro spark__claude_batch_type_double() %}{{ return('double') }}{% endmacro %}

@@ -10,6 +10,12 @@
     Check 3 reads the state schema (the var `claude_batch_state_schema`, as the operations do) and is
     skipped when the state tables are not there; `classifier` defaults to the model's name. -#}
 {% test every_row_explained(model, source_relation, key_columns, status_column='status', label_column='label', classifier=none) %}
+  {{ return(adapter.dispatch('test_every_row_explained', 'claude_batch')(model, source_relation, key_columns,
+            status_column, label_column, classifier)) }}
+{% endtest %}
+
+{#- Portable SQL (joins, CASE, EXISTS): no adapter needs its own. -#}
+{% macro default__test_every_row_explained(model, source_relation, key_columns, status_column, label_column, classifier) %}
   {%- set keys = [key_columns] if key_columns is string else key_columns -%}
   {%- set join_on -%}
     {%- for k in keys -%}m.{{ adapter.quote(k) }} = s.{{ adapter.quote(k) }}{{ " and " if not loop.last }}{%- endfor -%}
@@ -40,4 +46,4 @@
     where {% for k in keys %}s.{{ adapter.quote(k) }} is not null{{ " and " if not loop.last }}{% endfor %}
   ) unexplained
   where why is not null
-{% endtest %}
+{% endmacro %}

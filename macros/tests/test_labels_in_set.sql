@@ -9,9 +9,10 @@
     {%- for label in labels -%}'{{ label | replace("'", "''") }}'{{ "," if not loop.last }}{%- endfor -%}
   {%- endset -%}
   {%- if multi_label %}
-    select label_value
-    from (select unnest({{ column_name }}) as label_value from {{ model }}) labels_unnested
-    where label_value is not null and label_value not in ({{ allowed }})
+    {#- One row per list element, through the adapter's own unnest (claude_batch_label_pairs). -#}
+    select label as label_value
+    from ({{ claude_batch.claude_batch_label_pairs(model, [], column_name, true) }}) labels_unnested
+    where label not in ({{ allowed }})
   {%- else %}
     select {{ column_name }}
     from {{ model }}

@@ -7,7 +7,7 @@ Steps, in the order a run meets them: ``after_intent`` (intent written, create n
 ``after_create`` (the API created the batch, its id not recorded), ``after_submitted`` (id recorded),
 ``after_download`` (results on local disk, nothing written), ``after_collect_write`` (results
 written and the batch marked collected), ``before_output`` (state done, the model's table not yet
-merged by dbt).
+merged by dbt). ``INNER_STEPS`` are the windows between the single-table writes of one transition.
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ import signal
 
 CRASH_ENV = "CLAUDE_BATCH_CRASH_AT"
 STEPS = ("after_intent", "after_create", "after_submitted", "after_download", "after_collect_write", "before_output")
+# Inside a transition, between its single-table writes (docs/state-machine.md, "Single-table writes"):
+# the intent's requests and items written, its cb_batches row not; the submission marked in flight,
+# its requests not; the results written, the submission not marked collected.
+INNER_STEPS = ("intent_before_commit", "submitted_before_requests", "collect_before_commit")
 
 
 def checkpoint(step: str) -> None:
