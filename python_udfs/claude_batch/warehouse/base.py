@@ -167,9 +167,9 @@ class Warehouse(abc.ABC):
     def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
         """All rows of a query as tuples (small results only: counts, a few hundred rows)."""
 
+    @abc.abstractmethod
     def fetch_dicts(self, sql: str, params: Sequence[Any] | None = None) -> list[dict]:
         """All rows of a query as dicts by column name (small results only)."""
-        raise NotImplementedError
 
     @abc.abstractmethod
     def fetch_arrays(self, sql: str) -> dict[str, Any]:
