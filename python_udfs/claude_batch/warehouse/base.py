@@ -19,8 +19,8 @@ of member:
   which the engine has (docs/state-machine.md, "Single-table writes").
 
 Parameters are positional ``?`` everywhere (DuckDB, and Spark 3.5+ ``spark.sql(q, args=[...])``).
-Identifiers are quoted with :func:`quote_ident` (double quotes); an engine whose quote differs maps
-them in ``execute`` (Spark: backticks) or overrides ``q``.
+Identifiers are quoted with ``Warehouse.q`` (standard SQL double quotes by default); an engine whose
+quote differs (Spark: backticks) overrides it, and every identifier outside the package goes through it.
 """
 
 from __future__ import annotations
@@ -150,8 +150,8 @@ class Warehouse(abc.ABC):
 
     def state_table(self, name: str) -> str:
         """The qualified name of state table ``name`` in the configured database and schema."""
-        prefix = f"{quote_ident(self.database)}." if self.database else ""
-        return f"{prefix}{quote_ident(self.state_schema)}.{quote_ident(name)}"
+        prefix = f"{self.q(self.database)}." if self.database else ""
+        return f"{prefix}{self.q(self.state_schema)}.{self.q(name)}"
 
     def temp_name(self, stem: str) -> str:
         """A fresh name for a session-scoped relation (unique per call)."""
