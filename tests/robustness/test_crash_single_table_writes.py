@@ -9,7 +9,7 @@ with every text received by the API exactly once, as in test_crash.py (same rows
 from __future__ import annotations
 
 import pytest
-from claude_batch import crashpoints
+from claude_batch import _crashpoints as crashpoints
 from robust_helpers import batch_entries, sent_rows, twice
 from test_crash import ROWS, SENDABLE, VARS, batches, clean_table, crash, final  # noqa: F401  (clean_table: fixture)
 
