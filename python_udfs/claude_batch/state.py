@@ -295,12 +295,7 @@ class StateStore:
         schema = hashlib.sha256(json.dumps([self.ddl, views, key_scheme], sort_keys=True).encode()).hexdigest()[:16]
         # No statement here may fail: inside dbt's open transaction a failed one aborts it.
         names = [*_DDL, *_VIEWS]
-        found = self.wh.scalar(
-            f"""SELECT count(*) FROM information_schema.tables
-                WHERE table_schema = ? AND table_name IN ({", ".join("?" * len(names))})""",
-            [self.wh.state_schema, *names],
-        )
-        if found == len(names):
+        if set(names) <= self.wh.state_relations():
             stored = self.wh.scalar(f"SELECT max(value) FROM {self.t['cb_meta']} WHERE key = 'schema'")
             if stored == schema:
                 return

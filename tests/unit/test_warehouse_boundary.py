@@ -58,6 +58,8 @@ SQL_RULES = [
                                                 "Warehouse.row_number_sql"),
     (r"\s//\s", "integer division (DuckDB //, Spark div): Warehouse.int_div_sql"),
     (r"\b(bit_count|bit_or|bit_xor|log2)\s*\(", "bit functions differ: inside a named operation"),
+    (r"\binformation_schema\b|\bduckdb_\w+\s*\(|\bpragma\b", "catalogs differ (plain Spark has no information_schema): "
+                                                               "Warehouse.state_relations / state_columns / columns_of"),
 ]
 # (rule, reason): searched in the package's Python code (strings and comments left out).
 PYTHON_RULES = [

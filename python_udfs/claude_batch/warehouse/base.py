@@ -279,6 +279,11 @@ class Warehouse(abc.ABC):
         """Create the state schema if it does not exist (idempotent)."""
 
     @abc.abstractmethod
+    def state_relations(self) -> set[str]:
+        """Names of the tables and views in the state schema (one catalog query; never fails when the
+        schema does not exist: inside dbt's open transaction a failed statement aborts it)."""
+
+    @abc.abstractmethod
     def state_columns(self) -> dict[str, dict[str, str]]:
         """Column names and types (as ``state_type`` spells them) of every table in the state
         schema, by table name."""

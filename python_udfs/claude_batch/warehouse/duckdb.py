@@ -213,6 +213,10 @@ class DuckDBWarehouse(Warehouse):
         prefix = f"{quote_ident(self.database)}." if self.database else ""
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {prefix}{quote_ident(self.state_schema)}")
 
+    def state_relations(self) -> set[str]:
+        return {name for (name,) in self.fetchall(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [self.state_schema])}
+
     def state_columns(self) -> dict[str, dict[str, str]]:
         catalog = "AND table_catalog = ?" if self.database else ""
         params = [self.state_schema] + ([self.database] if self.database else [])
