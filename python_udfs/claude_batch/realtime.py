@@ -639,7 +639,7 @@ async def _build_client(limits: Limits, base: Any | None, given: Any | None) -> 
 
 
 def abandon_leftovers(store: "StateStore", classifier: str) -> int:
-    """Real-time submissions a crashed run left ``submitting``/``in_progress``: give them up.
+    """Real-time submissions a crashed run left ``submitting``/``in_progress``/``ended``: give them up.
 
     No batch exists for them on the API side, so nothing can be adopted; their rows go back to
     pending (no attempt used). Call under the classifier's lock, before anything is submitted.
@@ -648,7 +648,7 @@ def abandon_leftovers(store: "StateStore", classifier: str) -> int:
     """
     rows = store.wh.fetchall(
         f"""SELECT submission_key, item_count FROM {store.t['cb_batches']}
-            WHERE classifier = ? AND mode = 'realtime' AND status IN ('submitting', 'in_progress')
+            WHERE classifier = ? AND mode = 'realtime' AND status IN ('submitting', 'in_progress', 'ended')
             ORDER BY intent_at""",
         [classifier],
     )
