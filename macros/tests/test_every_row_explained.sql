@@ -1,9 +1,10 @@
 {#- Every source row (non-null key) is explained by the classified model. A failing row is returned
     with its source key(s), the model's status and `why`:
     1. 'not in the model, or no status': the key has no row in the model, or its status is null;
-    2. 'no label': its status carries a label ('succeeded', or 'reclassifying': the label of an older
-       version kept while the current version's answer is on its way) but the row has none, or no
-       classifier_version;
+    2. 'no label': its status carries a label ('succeeded'; 'reclassifying': the label of an older
+       version kept while the current version's answer is on its way; 'escalating': the unsure answer
+       kept while the stronger model's is on its way; 'escalated': the stronger model's) but the row
+       has none, or no classifier_version;
     3. 'label lost': the row shows no label yet ('in_flight', 'pending') although its text already has
        a successful answer under a version of this classifier in the state (cb_results, cb_versions):
        the table dropped a label it had (as reclassifying once did, until the new batch ended).
@@ -30,7 +31,7 @@
     select {% for k in keys %}s.{{ adapter.quote(k) }}, {% endfor %}
            m.{{ status_column }} as status,
            case when m.{{ status_column }} is null then 'not in the model, or no status'
-                when m.{{ status_column }} in ('succeeded', 'reclassifying')
+                when m.{{ status_column }} in ('succeeded', 'reclassifying', 'escalating', 'escalated')
                      and ((m.{{ label_column }} is null and m.labels is null) or m.classifier_version is null)
                   then 'no label'
                 {%- if state_found %}

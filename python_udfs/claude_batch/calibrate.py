@@ -416,7 +416,7 @@ class Calibration:
 
 
 def auto_pack_size(cfg: ClassifierConfig, wh: Warehouse, source_sql: str, client: Any, *, max_usd: float | None,
-                   say: Any, warn: Any, submit: bool = True) -> tuple[int | None, float]:
+                   submit: bool = True) -> tuple[int | None, float]:
     """``pack_size: auto``: (the pack size to send this version's rows with, or None while its
     calibration is not collected yet; the dollars this call committed, an estimate).
 
@@ -431,7 +431,7 @@ def auto_pack_size(cfg: ClassifierConfig, wh: Warehouse, source_sql: str, client
     row, spent = job.existing(), 0.0
     if not submit:  # a dry run: what a collected calibration says, nothing sent
         if row is None or row["status"] != "collected":
-            say(f"pack_size auto: no collected calibration of version {cfg.version}; a real run calibrates first")
+            logs.info(f"pack_size auto: no collected calibration of version {cfg.version}; a real run calibrates first")
             return None, 0.0
         return recommended_pack_size(job.agreement(row["calibration_id"]), cfg.min_agreement), 0.0
     if row is not None and row["status"] == "submitting":
@@ -439,13 +439,13 @@ def auto_pack_size(cfg: ClassifierConfig, wh: Warehouse, source_sql: str, client
     if row is None or row["status"] in ("over_budget", "abandoned"):
         row = job.submit()
         if row["status"] == "over_budget":
-            warn(f"pack_size auto: the calibration of version {cfg.version} does not fit the budget "
+            logs.warn(f"pack_size auto: the calibration of version {cfg.version} does not fit the budget "
                  f"(${max_usd:.4f} left this run; {row['note'] or 'even one row per request is over it'}); its rows "
                  "wait for a run with room (raise max_usd_per_run / max_usd_per_day / calibration_max_usd, or "
                  "set pack_size to a number)")
             return None, 0.0
         spent = float(row["estimated_usd"] or 0.0)
-        say(f"pack_size auto: no calibration of version {cfg.version} yet; submitted one (batch {row['batch_id']}, "
+        logs.info(f"pack_size auto: no calibration of version {cfg.version} yet; submitted one (batch {row['batch_id']}, "
             f"{cfg.calibration_sample} texts at most, one row per request and pack sizes "
             f"{', '.join(map(str, cfg.calibration_pack_sizes))}, estimated up to ${spent:.4f})")
     deadline = time.monotonic() + cfg.wait_seconds
@@ -455,14 +455,14 @@ def auto_pack_size(cfg: ClassifierConfig, wh: Warehouse, source_sql: str, client
             break
         time.sleep(cfg.poll_seconds)
     if row["status"] != "collected":
-        say(f"pack_size auto: calibration {row['calibration_id']} of version {cfg.version} is {row['status']}; "
+        logs.info(f"pack_size auto: calibration {row['calibration_id']} of version {cfg.version} is {row['status']}; "
             "rows of this version wait for it (the next run collects it)")
         return None, spent
     agreement = job.agreement(row["calibration_id"])
     chosen = recommended_pack_size(agreement, cfg.min_agreement)
     measured = ", ".join(f"{a['pack_size']} → {a['agreement']:.1%} of {a['texts']}" for a in agreement
                          if a["label"] is None and a["variant"] != "one_per_request" and a["agreement"] is not None)
-    say(f"pack_size auto: {chosen} for version {cfg.version}, the largest pack size whose agreement with one row "
+    logs.info(f"pack_size auto: {chosen} for version {cfg.version}, the largest pack size whose agreement with one row "
         f"per request is at least {cfg.min_agreement:.1%} (calibration {row['calibration_id']}: {measured})")
     return chosen, spent
 
@@ -506,7 +506,7 @@ def config_from_state(wh: Warehouse, classifier: str) -> ClassifierConfig:
         options["extra"] = dict(spec["extra"])
     if settings.get("unsure"):  # the label it adds is in the spec's labels already
         options["labels"].pop(config_mod.UNSURE_LABEL, None)
-    for key in ("unsure", "min_agreement", "calibration_sample", "calibration_pack_sizes",
+    for key in ("unsure", "escalate_to", "min_agreement", "calibration_sample", "calibration_pack_sizes",
                 "calibration_max_usd", "pack_size", "max_pack_chars", "max_text_chars", "on_too_long", "max_usd_per_run", "state_schema",
                 "api_version", "prices", "cache"):
         if settings.get(key) is not None:

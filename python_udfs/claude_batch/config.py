@@ -52,8 +52,10 @@ class ClassifierConfig:
     calibration_sample: int = 200
     calibration_pack_sizes: tuple[int, ...] = (10, 25, 50, 100)
     calibration_max_usd: float | None = None
-    # Uncertain rows: an `unsure` label the model may give (part of the prompt, so of the version).
+    # Uncertain rows (pipeline, output): an `unsure` label the model may give, and a stronger model that
+    # classifies those rows again.
     unsure: bool = False
+    escalate_to: str | None = None
     max_pack_chars: int = 24_000
     max_attempts: int = 3
     max_text_chars: int = 20_000
@@ -319,6 +321,12 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
             opts[opt] = _pack_sizes(value)
         elif opt == "calibration_max_usd":
             opts[opt] = _as_number(opt, value, minimum=0, integer=False, allow_none=True)
+        elif opt == "escalate_to":
+            if value is None or (isinstance(value, str) and value.strip().lower() in {"", "none", "null"}):
+                continue
+            if not isinstance(value, str):
+                raise ConfigError(f"setting 'escalate_to' must be a model id, got {value!r}")
+            opts[opt] = value.strip()
         elif opt == "preflight":
             if value not in ("auto", "always", "never"):
                 raise ConfigError(f"setting 'preflight' must be auto, always or never, got {value!r}")
@@ -365,6 +373,11 @@ def build_config(name: str, options: Mapping[str, Any] | None = None, **kwargs: 
         unsure=unsure,
         **opts,
     )
+    if config.escalate_to is not None:
+        if not config.unsure:
+            raise ConfigError("setting 'escalate_to' escalates the rows answered unsure: set unsure: true too")
+        if config.escalate_to == model:
+            raise ConfigError(f"setting 'escalate_to': {model!r} is the classifier's own model; name a stronger one")
     if catalog.is_known(model):
         check_model_settings(config)
     return config
@@ -378,6 +391,26 @@ def _pack_sizes(value: Any) -> tuple[int, ...]:
         raise ConfigError(f"setting 'calibration_pack_sizes' must be a list of pack sizes, got {value!r}")
     sizes = sorted({_as_number("calibration_pack_sizes", v, minimum=2, integer=True) for v in value})
     return tuple(sizes)
+
+
+def escalation_config(cfg: ClassifierConfig) -> ClassifierConfig | None:
+    """The classifier that answers ``cfg``'s unsure rows again: the same prompt on the ``escalate_to``
+    model, without the unsure label (it must choose). Its own version; None without escalate_to."""
+    if cfg.escalate_to is None:
+        return None
+    spec = replace(cfg.spec, model=cfg.escalate_to,
+                   labels=tuple(label for label in cfg.spec.labels if label.name != UNSURE_LABEL),
+                   examples=tuple(e for e in cfg.spec.examples if UNSURE_LABEL not in e.labels))
+    # The hard rows, on a dearer model: packed as the classifier packs, or (pack_size: auto, whose
+    # calibration measured the classifier's model, not this one) at the smallest candidate size.
+    pack_size = min(cfg.calibration_pack_sizes) if cfg.auto_pack_size else cfg.pack_size
+    out = replace(cfg, spec=spec, unsure=False, escalate_to=None, prices=None, pack_size=pack_size)
+    try:
+        if catalog.is_known(cfg.escalate_to):
+            check_model_settings(out)
+    except ConfigError as exc:
+        raise ConfigError(f"setting 'escalate_to': {exc}") from None
+    return out
 
 
 def check_model_settings(config: ClassifierConfig) -> None:

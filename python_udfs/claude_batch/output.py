@@ -13,6 +13,10 @@ Columns: the key(s), the pass-through ``columns``, then ``config.OUTPUT_COLUMNS`
 - **reclassifying**: with ``reclassify: true`` a row whose text succeeded under an older version keeps
   that label and version, with status ``reclassifying``, until the current version's answer is final.
 - **pass-through columns** are copied from the source by key, and a changed value rewrites the row.
+- **escalation** (``escalate_to``): a row whose text the current version answered ``unsure`` keeps
+  that answer with status ``escalating`` while the stronger model's answer is to come, then shows that
+  answer (its labels, model, custom_id, attempt) with status ``escalated`` and the classifier's
+  version; if the stronger model fails for good, the row keeps the unsure answer (``succeeded``).
 """
 
 from __future__ import annotations
@@ -36,10 +40,11 @@ COST_REL_TOLERANCE = 1e-12
 
 
 def output_sql(*, cfg: "ClassifierConfig", wh: "Warehouse", store: "StateStore", rows_table: str,
-               per_version: str, source_sql: str, this_sql: str | None, warn=None) -> str:
+               per_version: str, source_sql: str, this_sql: str | None, warn=None,
+               escalation: "ClassifierConfig | None" = None) -> str:
     """``rows_table``: this run's source rows (keys, text_hash, truncated, skip_reason); ``per_version``:
     SQL of ``store.per_version_sql(accepted versions)``; ``this_sql``: the model's table on an
-    incremental run, else None."""
+    incremental run, else None; ``escalation``: the classifier that answers unsure rows again."""
     accepted = store.accepted_versions(cfg.name, cfg.version, cfg.reclassify)
     key_cols = [wh.q(k) for k in cfg.key_columns]
     t = store.t
@@ -99,6 +104,26 @@ def output_sql(*, cfg: "ClassifierConfig", wh: "Warehouse", store: "StateStore",
         prior_cols = ("p.rid AS p_rid, p.version AS p_version, p.attempt AS p_attempt, "
                       "p.collected_at AS p_collected_at, p.naive_usd AS p_naive_usd")
     retryable = ", ".join(_lit(s) for s in RETRYABLE_STATUSES)
+    esc_join, esc_cols = "", ("NULL AS e_rid, NULL AS e_status, NULL AS e_error_type, NULL AS e_attempt, "
+                              "NULL AS e_collected_at, NULL AS e_naive_usd, NULL AS e_busy")
+    if escalation is not None:
+        # The current version's unsure answers, and what the stronger model's version has for them.
+        ctes.append(f"""esc AS (
+            SELECT u.text_hash, e.rid, e.status, e.error_type, e.attempt, e.collected_at, e.attempts_naive_usd AS naive_usd,
+                   eb.text_hash IS NOT NULL AS busy
+            FROM (SELECT DISTINCT text_hash FROM ({store.unsure_sql(cfg.version, per_version)}) q) u
+            LEFT JOIN ({store.per_version_sql([escalation.version])}) e ON e.text_hash = u.text_hash
+            LEFT JOIN ({store.busy_sql(escalation.version)}) eb ON eb.text_hash = u.text_hash)""")
+        esc_join = (f"LEFT JOIN esc e ON e.text_hash = s.text_hash AND s.skip_reason IS NULL "
+                    f"AND w.version = {_lit(cfg.version)} AND w.status = 'succeeded'")
+        esc_cols = ("e.rid AS e_rid, e.status AS e_status, e.error_type AS e_error_type, e.attempt AS e_attempt, "
+                    "e.collected_at AS e_collected_at, e.naive_usd AS e_naive_usd, e.busy AS e_busy")
+    # escalating: no usable answer of the stronger model yet (none, in flight, or a failure sent again).
+    esc_state = f"""CASE WHEN e_busy IS NULL THEN NULL
+                         WHEN e_status = 'succeeded' THEN 'escalated'
+                         WHEN e_busy OR e_status IS NULL
+                              OR (e_status IN ({retryable}) AND coalesce(e_error_type, '') <> 'invalid_request_error'
+                                  AND e_attempt < {int(cfg.max_attempts)}) THEN 'escalating' END"""
     # The current version's answer is still to come: none yet, in flight, or a failure that will be
     # sent again (as StateStore.done_sql decides).
     awaiting = f"""(status IN ('in_flight', 'pending')
@@ -108,25 +133,29 @@ def output_sql(*, cfg: "ClassifierConfig", wh: "Warehouse", store: "StateStore",
     pass_x = "".join(f", x.{c}" for c in pass_cols)
     narrow = f"""
         SELECT {keys_x}{pass_x}, x.text_hash, x.truncated, x.cost_usd, x.busy_custom_id,
-               CASE WHEN x.reclassifying THEN x.p_rid ELSE x.w_rid END AS rid,
+               CASE WHEN x.reclassifying THEN x.p_rid WHEN x.esc = 'escalated' THEN x.e_rid ELSE x.w_rid END AS rid,
                CASE WHEN x.reclassifying THEN x.p_version ELSE x.w_version END AS version,
-               CASE WHEN x.reclassifying THEN x.p_attempt ELSE x.w_attempt END AS attempt,
-               CASE WHEN x.reclassifying THEN x.p_collected_at ELSE x.w_collected_at END AS collected_at,
-               CASE WHEN x.reclassifying THEN x.p_naive_usd ELSE x.w_naive_usd END AS naive_usd,
-               CASE WHEN x.reclassifying THEN 'reclassifying' ELSE x.status END AS status
+               CASE WHEN x.reclassifying THEN x.p_attempt WHEN x.esc = 'escalated' THEN x.e_attempt
+                    ELSE x.w_attempt END AS attempt,
+               CASE WHEN x.reclassifying THEN x.p_collected_at WHEN x.esc = 'escalated' THEN x.e_collected_at
+                    ELSE x.w_collected_at END AS collected_at,
+               CASE WHEN x.reclassifying THEN x.p_naive_usd WHEN x.esc = 'escalated' THEN x.w_naive_usd + x.e_naive_usd
+                    ELSE x.w_naive_usd END AS naive_usd,
+               CASE WHEN x.reclassifying THEN 'reclassifying' ELSE coalesce(x.esc, x.status) END AS status
         FROM (
-            SELECT y.*, y.p_rid IS NOT NULL AND {awaiting} AS reclassifying
+            SELECT y.*, y.p_rid IS NOT NULL AND {awaiting} AS reclassifying, {esc_state} AS esc
             FROM (
                 SELECT {keys_s}{pass_s}, s.text_hash, s.truncated, w.rid AS w_rid, w.status AS w_status,
                        w.error_type AS w_error_type, w.version AS w_version, w.attempt AS w_attempt,
                        w.collected_at AS w_collected_at, w.naive_usd AS w_naive_usd,
-                       b.custom_id AS busy_custom_id, sh.cost_usd, {prior_cols},
+                       b.custom_id AS busy_custom_id, sh.cost_usd, {prior_cols}, {esc_cols},
                        {status} AS status
                 FROM {rows_table} s
                 LEFT JOIN win w ON w.text_hash = s.text_hash AND s.skip_reason IS NULL
                 LEFT JOIN busy b ON b.text_hash = s.text_hash AND s.skip_reason IS NULL
                 LEFT JOIN share sh ON sh.text_hash = s.text_hash AND s.skip_reason IS NULL
                 {prior_join}
+                {esc_join}
                 {pass_join}
                 WHERE s.skip_reason IS DISTINCT FROM 'null_key'
             ) y

@@ -39,6 +39,8 @@ from .warehouse import Warehouse, quote_literal as _lit
 ROWS = "cb_tmp_rows"  # this run's source rows (temp table): keys, text (rows to send, until gathered), text_hash, truncated, skip_reason
 PENDING = "cb_tmp_pending"  # this run's pending items (temp table): rn, text_hash, text, n_rows, attempt, alone, chars
 PER_VERSION = "cb_tmp_per_version"  # this run's StateStore.per_version_sql, materialised by gather
+PENDING_ESC = "cb_tmp_pending_esc"  # escalate_to: the unsure texts to send to the stronger model (as PENDING)
+ESC_TODO = "cb_tmp_esc_todo"  # escalate_to: text hashes answered unsure with no usable escalation answer yet
 
 
 class Pipeline:
@@ -55,6 +57,9 @@ class Pipeline:
         )
         self.owner = locks.owner(self.run.run_id)
         self._per_version_at: int | None = None  # store.result_writes when PER_VERSION was made
+        # escalate_to: the same prompt on the stronger model, its own version, in the same state tables
+        self.escalation = config_mod.escalation_config(cfg)
+        self.escalation_pending = 0
 
     @property
     def client(self):
@@ -79,6 +84,9 @@ class Pipeline:
         source_rows.check_columns(self.wh, self.source_sql, self.cfg)
         self.store.ensure()
         self.store.record_version(self.cfg.name, self.cfg.version, self.cfg.spec.model, config_mod.describe(self.cfg))
+        if self.escalation is not None:
+            self.store.record_version(self.cfg.name, self.escalation.version, self.escalation.spec.model,
+                                      config_mod.describe(self.escalation), escalates=self.cfg.version)
 
     def scan_source(self, done_sql: str) -> None:
         """Render and hash the source once per run (a temp table): gather and the output both read it.
@@ -255,8 +263,21 @@ class Pipeline:
         self.wh.create_temp_table(PER_VERSION, self.store.per_version_sql(accepted))
         self._per_version_at = self.store.result_writes
         per_version = f"SELECT * FROM {PER_VERSION}"
-        self.scan_source(self.store.done_sql(self.cfg.version, self.cfg.max_attempts, per_version))
-        sql = self.store.pending_sql(f"SELECT * FROM {ROWS}", self.cfg.version, per_version)
+        done = self.store.done_sql(self.cfg.version, self.cfg.max_attempts, per_version)
+        rows = f"SELECT * FROM {ROWS}"
+        esc = self.escalation
+        if esc is not None:
+            # Texts this version answered unsure and the stronger model has not answered usably (nor
+            # has in flight): their text is read by the scan too, and they are sent as esc's items.
+            per_esc = self.store.per_version_sql([esc.version])
+            self.wh.create_temp_table(ESC_TODO, f"""
+                SELECT DISTINCT text_hash FROM ({self.store.unsure_sql(self.cfg.version, per_version)}) u
+                WHERE text_hash NOT IN (SELECT text_hash FROM ({self.store.done_sql(esc.version, esc.max_attempts, per_esc)}) d
+                                        WHERE text_hash IS NOT NULL)""")
+            done = f"SELECT text_hash FROM ({done}) d WHERE text_hash NOT IN (SELECT text_hash FROM {ESC_TODO})"
+            rows = f"SELECT * FROM {ROWS} WHERE text_hash NOT IN (SELECT text_hash FROM {ESC_TODO})"
+        self.scan_source(done)
+        sql = self.store.pending_sql(rows, self.cfg.version, per_version)
         # max_rows_per_run keeps the first rn (a filter: DuckDB 2.0.1 drops a LIMIT above this window
         # when the results side of the join is empty, e.g. on a first run, so the cap was ignored).
         cap = f" WHERE rn <= {int(self.cfg.max_rows_per_run)}" if self.cfg.max_rows_per_run is not None else ""
@@ -268,28 +289,50 @@ class Pipeline:
         self.wh.create_temp_table(PENDING, f"""
             SELECT * FROM (SELECT {self.wh.row_number_sql()} AS rn, *, length(text) AS chars FROM ({sql}) q{limit}) w{cap}""")
         self.run.pending_texts = int(self.wh.scalar(f"SELECT count(*) FROM {PENDING}"))
+        if esc is not None:
+            sql = self.store.pending_sql(f"SELECT * FROM {ROWS} WHERE text_hash IN (SELECT text_hash FROM {ESC_TODO})",
+                                         esc.version, per_esc)
+            self.wh.create_temp_table(PENDING_ESC, f"""
+                SELECT * FROM (SELECT {self.wh.row_number_sql()} AS rn, *, length(text) AS chars FROM ({sql}) q{limit}) w{cap}""")
+            self.escalation_pending = int(self.wh.scalar(f"SELECT count(*) FROM {PENDING_ESC}"))
+            self.run.pending_texts += self.escalation_pending
         # The pending texts are copied out; the output needs the source rows' keys and hashes only.
         # Dropping the texts (a metadata change) gives the warehouse's memory back to what follows.
         self.wh.drop_column(ROWS, "text")
         return self.run.pending_texts
 
     def submit(self) -> None:
-        pending = self.run.pending_texts
+        pending = self.run.pending_texts - self.escalation_pending
         self._report_older_versions()
         stored = self._stored_rows_note()
-        if not pending:
+        if not pending and not self.escalation_pending:
             info(f"nothing new to classify: {stored or 'no source row to classify'}")
             return
-        if self.cfg.auto_pack_size and not self._resolve_auto_pack_size():
-            self.wh.drop_temp(PENDING)
-            return
+        if pending and (not self.cfg.auto_pack_size or self._resolve_auto_pack_size()):
+            self._send(PENDING, pending)
+        self.wh.drop_temp(PENDING)
+        if self.escalation_pending:
+            info(f"escalate_to: {self.escalation_pending} text(s) answered unsure go to {self.escalation.spec.model} "
+                 f"(version {self.escalation.version})")
+            main, self.cfg = self.cfg, self.escalation  # the same steps, for the stronger model's version
+            try:
+                self._send(PENDING_ESC, self.escalation_pending)
+            finally:
+                self.cfg = main
+            self.wh.drop_temp(PENDING_ESC)
+        if stored:  # texts and requests are in the estimate line and the run's summary: not said again here
+            info(f"not sent, other rows: {stored}")
+
+    def _send(self, table: str, pending: int) -> None:
+        """Pack, price, cut to the budget and the queue cap, and send the items of ``table`` under
+        ``self.cfg`` (the classifier, or its escalation)."""
         mode = self.cfg.mode
         if mode == "auto":
             mode = "realtime" if pending < self.cfg.realtime_threshold else "batch"
         self.run.mode = mode
         batch = mode == "batch"
         prefix = cost.prefix_tokens(prompts.build_params(self.cfg.spec, [(1, "")], cache=False))
-        n_requests = packing.pack(self.wh, PENDING, pack_size=self.cfg.pack_size,
+        n_requests = packing.pack(self.wh, table, pack_size=self.cfg.pack_size,
                                   max_pack_chars=self.cfg.max_pack_chars)
         # Priced on the requests this run really makes (packing also cuts at max_pack_chars), after packing.
         plan = cost.cache_plan(self.cfg.spec.model, prefix, expected_requests=n_requests, batch=batch,
@@ -314,12 +357,9 @@ class Pipeline:
             if first <= admitted:
                 self._submit_batches(shapes, admitted, prefix, plan.mark, first=first)
         guard.report()
-        if stored:  # texts and requests are in the estimate line and the run's summary: not said again here
-            info(f"not sent, other rows: {stored}")
         # The plan's tables hold every pending text (a million is hundreds of MB): free them now, not
         # when dbt closes the connection, for the collect, the output and the user's other models.
         packing.drop_plan(self.wh)
-        self.wh.drop_temp(PENDING)
 
     def _resolve_auto_pack_size(self) -> bool:
         """``pack_size: auto``: the pack size this version's calibration supports (calibrate.auto_pack_size),
@@ -329,15 +369,14 @@ class Pipeline:
         if self.cfg.dry_run:
             # Nothing is sent, so nothing is calibrated: a dry run estimates at a collected calibration's
             # choice if there is one, else at the largest candidate (an upper bound on nothing; said).
-            size, _ = calibrate.auto_pack_size(self.cfg, self.wh, self.source_sql, None, max_usd=0.0,
-                                               say=info, warn=warn, submit=False)
+            size, _ = calibrate.auto_pack_size(self.cfg, self.wh, self.source_sql, None, max_usd=0.0, submit=False)
             size = size or max(self.cfg.calibration_pack_sizes)
             self.cfg = dataclasses.replace(self.cfg, pack_size=size)
             return True
         limit = budget.Guard.run_limit(self)
         caps = [c for c in (limit, self.cfg.calibration_max_usd) if c is not None]
         size, spent = calibrate.auto_pack_size(self.cfg, self.wh, self.source_sql, self.client,
-                                               max_usd=min(caps) if caps else None, say=info, warn=warn)
+                                               max_usd=min(caps) if caps else None)
         self.run.estimated_usd += spent  # the budget guard and max_usd_per_day count the calibration
         if size is None:
             note = f"pack_size auto: {self.run.pending_texts} text(s) wait for the calibration of version {self.cfg.version}"
@@ -476,7 +515,7 @@ class Pipeline:
         per_version = (f"SELECT * FROM {PER_VERSION}" if fresh else self.store.per_version_sql(
             self.store.accepted_versions(self.cfg.name, self.cfg.version, self.cfg.reclassify)))
         return output.output_sql(cfg=self.cfg, wh=self.wh, store=self.store, rows_table=ROWS, per_version=per_version,
-                                 source_sql=self.source_sql, this_sql=this_sql, warn=warn)
+                                 source_sql=self.source_sql, this_sql=this_sql, warn=warn, escalation=self.escalation)
 
     def finish(self) -> None:
         self.store.record_run(self.run.row())
@@ -537,6 +576,12 @@ def run(cfg: ClassifierConfig, wh: Warehouse, source_sql: str, *, this_sql: str 
         return made[0]
 
     lifecycle.check(cfg, api_client, warn)  # a retired or unknown model fails here, before anything is sent
+    escalation = config_mod.escalation_config(cfg)
+    if escalation is not None:
+        try:
+            lifecycle.check(escalation, api_client, warn)
+        except config_mod.ConfigError as exc:
+            raise config_mod.ConfigError(f"setting 'escalate_to': {exc}") from None
     pipe = Pipeline(cfg, wh, source_sql, client=made[0])
     pipe.prepare()
     pipe.lock()  # raises LockedError naming the holder: nothing is sent

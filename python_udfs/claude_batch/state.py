@@ -34,7 +34,7 @@ from typing import Sequence
 from . import statuses
 from ._crashpoints import checkpoint
 from .statuses import BatchStatus, Outcome
-from .warehouse import Sql, Warehouse
+from .warehouse import Sql, Warehouse, quote_literal
 
 RETRYABLE_STATUSES = statuses.RETRYABLE
 IN_FLIGHT_STATUSES = statuses.IN_FLIGHT
@@ -48,7 +48,8 @@ _DDL = {
         version VARCHAR NOT NULL,
         model VARCHAR,
         first_seen_at TIMESTAMP,
-        settings_json VARCHAR
+        settings_json VARCHAR,
+        escalates VARCHAR
     """,
     "cb_batches": """
         submission_key VARCHAR NOT NULL,
@@ -250,6 +251,22 @@ _VIEWS = {
         FULL OUTER JOIN subs s ON s.run_id = u.run_id
         LEFT JOIN reqs q ON q.run_id IS NOT DISTINCT FROM coalesce(u.run_id, s.run_id)
     """,
+    # Rows for human review (escalate_to, docs/quality.md): every text a classifier version answered
+    # 'unsure' (its current result), with what each escalation version of it answered (NULL while
+    # none has): the stronger model's labels, status and cost. Join to a classifier's table by text_hash.
+    "cb_review": """
+        SELECT r.classifier, r.version, r.text_hash, 'unsure' AS reason, r.labels AS first_labels,
+               r.model AS first_model, r.collected_at AS first_collected_at,
+               ev.version AS escalation_version, e.status AS escalation_status, e.labels AS escalated_labels,
+               e.model AS escalation_model, e.error_type AS escalation_error, e.attempts AS escalation_attempts,
+               e.collected_at AS escalated_at,
+               r.attempts_billed_usd + coalesce(e.attempts_billed_usd, 0) AS billed_usd
+        FROM {cb_current_results} r
+        JOIN {cb_versions} v ON v.classifier = r.classifier AND v.version = r.version AND v.escalates IS NULL
+        LEFT JOIN {cb_versions} ev ON ev.classifier = r.classifier AND ev.escalates = r.version
+        LEFT JOIN {cb_current_results} e ON e.version = ev.version AND e.text_hash = r.text_hash
+        WHERE r.status = 'succeeded' AND {unsure_r}
+    """,
 }
 
 
@@ -289,7 +306,8 @@ class StateStore:
         A nightly run with nothing to do should cost little more than reading the source, so the
         DDL is skipped when ``cb_meta`` says this schema (tables, views) is already in place.
         """
-        views = {name: body.format(**self.t, per_version=self.per_version_sql(), rowid_r=self.wh.row_id_sql("r"))
+        views = {name: body.format(**self.t, per_version=self.per_version_sql(), rowid_r=self.wh.row_id_sql("r"),
+                                   unsure_r=self.wh.list_contains_sql("r.labels", "'unsure'"))
                  for name, body in _VIEWS.items()}
         key_scheme = self.wh.TEXT_KEY_SCHEME
         schema = hashlib.sha256(json.dumps([self.ddl, views, key_scheme], sort_keys=True).encode()).hexdigest()[:16]
@@ -338,16 +356,19 @@ class StateStore:
         copy = {c: (f"CAST({self.wh.q(c)} AS {wanted[c]})" if c in retype else self.wh.q(c)) for c in present}
         self.wh.rebuild_table(self.t[name], cols + (", " + extra if extra else ""), copy)
 
-    def record_version(self, classifier: str, version: str, model: str, settings: dict) -> None:
+    def record_version(self, classifier: str, version: str, model: str, settings: dict,
+                       escalates: str | None = None) -> None:
+        """``escalates``: for the version that answers another version's unsure rows again (escalate_to),
+        that version; such a version is never one whose results count on their own (accepted_versions)."""
         exists = self.wh.scalar(
             f"SELECT count(*) FROM {self.t['cb_versions']} WHERE classifier = ? AND version = ?",
             [classifier, version],
         )
         if not exists:
             self.wh.append_select(
-                self.t["cb_versions"], ["classifier", "version", "model", "first_seen_at", "settings_json"],
-                f"SELECT ?, ?, ?, {self.wh.now_sql()}, ?",
-                [classifier, version, model, json.dumps(settings, default=str, sort_keys=True)],
+                self.t["cb_versions"], ["classifier", "version", "model", "first_seen_at", "settings_json", "escalates"],
+                f"SELECT ?, ?, ?, {self.wh.now_sql()}, ?, ?",
+                [classifier, version, model, json.dumps(settings, default=str, sort_keys=True), escalates],
             )
 
     def accepted_versions(self, classifier: str, version: str, reclassify: bool) -> list[str]:
@@ -360,7 +381,7 @@ class StateStore:
             return [version]
         older = self.wh.fetchall(
             f"SELECT version FROM {self.t['cb_versions']} WHERE classifier = ? AND version <> ? "
-            "ORDER BY first_seen_at DESC",
+            "AND escalates IS NULL ORDER BY first_seen_at DESC",
             [classifier, version],
         )
         return [version, *[v for (v,) in older]]
@@ -442,6 +463,15 @@ class StateStore:
                   WHERE EXISTS (SELECT 1 FROM several m WHERE m.version = o.version AND m.text_hash = o.text_hash)
                   GROUP BY version, text_hash) g
             JOIN {res} r ON {self.wh.row_id_sql("r")} = g.rid
+        """
+
+    def unsure_sql(self, version: str, per_version: str, label: str = "unsure") -> str:
+        """Texts whose result under ``version`` (in ``per_version``) succeeded with the unsure label:
+        the rows escalate_to sends to the stronger model."""
+        return f"""
+            SELECT p.text_hash FROM ({per_version}) p JOIN {self.t['cb_results']} r ON {self.wh.row_id_sql("r")} = p.rid
+            WHERE p.version = {quote_literal(version)} AND p.status = 'succeeded'
+              AND {self.wh.list_contains_sql("r.labels", quote_literal(label))}
         """
 
     def busy_sql(self, version: str) -> str:

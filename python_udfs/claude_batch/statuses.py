@@ -49,6 +49,8 @@ class OutputStatus(StrEnum):
     PENDING = "pending"
     IN_FLIGHT = "in_flight"
     RECLASSIFYING = "reclassifying"  # keeps the previous version's label until the new answer is final
+    ESCALATING = "escalating"  # answered unsure: keeps that answer until the escalate_to model's is in
+    ESCALATED = "escalated"  # the escalate_to model's answer
 
 
 class PreflightStatus(StrEnum):
@@ -63,4 +65,4 @@ RETRYABLE = (Outcome.ERRORED, Outcome.EXPIRED, Outcome.CANCELED, Outcome.MISSING
 # Request statuses that hold a text back from being sent again.
 IN_FLIGHT = (RequestStatus.SUBMITTING, RequestStatus.IN_FLIGHT)
 # Output statuses whose rows carry a label.
-LABELLED = (Outcome.SUCCEEDED, OutputStatus.RECLASSIFYING)
+LABELLED = (Outcome.SUCCEEDED, OutputStatus.RECLASSIFYING, OutputStatus.ESCALATING, OutputStatus.ESCALATED)

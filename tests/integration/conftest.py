@@ -141,3 +141,23 @@ def _failures(result) -> str:
 @pytest.fixture
 def project(tmp_path, emulator, dbt_deps) -> DbtProject:
     return DbtProject(tmp_path, emulator.base_url)
+
+
+@pytest.fixture
+def reviews_db(tmp_path, emulator):
+    """``reviews_db(rows, extra=())``: an open DuckDB file whose app.reviews(id, body) holds ``rows``
+    ((id, body, label): the emulator is scripted to answer each body with its label, its "truth") and
+    ``extra`` ((id, body), e.g. rows that repeat a text). Closed after the test."""
+    opened: list = []
+
+    def make(rows: list[tuple[int, str, str]], extra: list[tuple[int, str]] = ()) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(str(tmp_path / "w.duckdb"))
+        con.execute("CREATE SCHEMA app; CREATE TABLE app.reviews (id INTEGER, body VARCHAR)")
+        con.executemany("INSERT INTO app.reviews VALUES (?, ?)", [(i, t) for i, t, _ in rows] + list(extra))
+        emulator.script({t: g for _, t, g in rows})
+        opened.append(con)
+        return con
+
+    yield make
+    for con in opened:
+        con.close()

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import logging
 
-import duckdb
 import pytest
 
-from claude_batch import config, pipeline
+from claude_batch import calibrate, config, pipeline
 from claude_batch.warehouse import Warehouse
 
 LABELS = {"positive": "likes it", "negative": "dislikes it", "neutral": "no opinion"}
@@ -57,13 +56,8 @@ def implied_pack_size(err: dict, sizes, sample: int, min_agreement: float) -> in
 
 
 @pytest.fixture
-def db(tmp_path, emulator):
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
-    con.execute("CREATE SCHEMA app; CREATE TABLE app.reviews (id INTEGER, body VARCHAR)")
-    con.executemany("INSERT INTO app.reviews VALUES (?, ?)", [(i, t) for i, t, _ in texts()])
-    emulator.script({t: g for _, t, g in texts()})
-    yield con
-    con.close()
+def db(reviews_db):
+    return reviews_db(texts())
 
 
 def sent_pack_sizes(emulator, since: int) -> set[int]:
@@ -96,7 +90,9 @@ def test_auto_picks_the_pack_size_the_error_curve_implies(db, emulator, caplog, 
     with caplog.at_level(logging.INFO, logger="claude_batch"):
         pipeline.run(cfg, Warehouse(db), "app.reviews", client=client)
     assert max(sent_pack_sizes(emulator, seen)) == expected
-    said = [r.getMessage() for r in caplog.records if "pack_size auto: " in r.getMessage() and "largest" in r.getMessage()]
+    # One line (dbt's logger, once dbt has run in this process, also passes it on with its own prefix).
+    lines = [r.getMessage() for r in caplog.records]
+    said = sorted({m[m.index("pack_size auto: "):] for m in lines if "pack_size auto: " in m and "largest" in m})
     assert len(said) == 1 and f"pack_size auto: {expected} for version {cfg.version}," in said[0]
     for size in SIZES:  # the measured agreement of every candidate is in the line
         assert f"{size} → " in said[0]
@@ -171,3 +167,26 @@ def test_pack_size_auto_settings_are_checked():
     with pytest.raises(config.ConfigError, match="pack_size"):
         classifier(pack_size="big")
     assert classifier(calibration_pack_sizes="[25, 5]").calibration_pack_sizes == (5, 25)
+
+
+def test_a_dry_run_sends_nothing_and_estimates_at_the_calibrated_size(db, emulator, caplog):
+    """Before a calibration: nothing sent, none submitted, estimated at the largest candidate (50: 16
+    requests); after one: estimated at its choice (10: 80 requests)."""
+    emulator.set_faults(answer_errors=errors(0.001))
+    client = emulator.client()
+    with caplog.at_level(logging.INFO):
+        pipeline.run(classifier(dry_run=True), Warehouse(db), "app.reviews", client=client)
+    assert emulator.received() == []  # not even a calibration
+    assert db.execute("SELECT count(*) FROM claude_batch.cb_calibrations").fetchone()[0] == 0
+    assert "would submit 800 text(s) in 16 request(s)" in caplog.text
+    pipeline.run(classifier(), Warehouse(db), "app.reviews", client=client)  # submits the calibration
+    emulator.wait_idle(60)
+    # Collected (as the next real run would, before sending the rows); a dry run collects nothing.
+    size, _ = calibrate.auto_pack_size(classifier(), Warehouse(db), "app.reviews", client, max_usd=None)
+    assert size == 10
+    seen = len(emulator.received())
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        pipeline.run(classifier(dry_run=True), Warehouse(db), "app.reviews", client=client)
+    assert len(emulator.received()) == seen
+    assert "would submit 800 text(s) in 80 request(s)" in caplog.text

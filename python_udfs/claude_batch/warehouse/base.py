@@ -389,6 +389,10 @@ class Warehouse(abc.ABC):
     def list_first_sql(self, expr: str) -> str:
         """The first element of a list (NULL for an empty or NULL list)."""
 
+    def list_contains_sql(self, expr: str, value: str) -> str:
+        """True if the list ``expr`` holds ``value`` (a SQL expression). Spark's name; engines may differ."""
+        return f"array_contains({expr}, {value})"
+
     @abc.abstractmethod
     def arg_max_sql(self, value: str, order: str) -> str:
         """Aggregate: ``value`` of the row with the largest ``order``."""

@@ -337,6 +337,9 @@ class DuckDBWarehouse(Warehouse):
     def list_first_sql(self, expr: str) -> str:
         return f"{expr}[1]"
 
+    def list_contains_sql(self, expr: str, value: str) -> str:
+        return f"list_contains({expr}, {value})"
+
     def arg_max_sql(self, value: str, order: str) -> str:
         return f"arg_max({value}, {order})"
 
