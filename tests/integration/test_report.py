@@ -38,7 +38,7 @@ N = 160
 
 def _need(what: str) -> None:
     if os.environ.get("CI"):
-        pytest.fail(f"{what} (CI must have it: .ci/run runs `make browser`)")
+        pytest.fail(f"{what} (CI must have it: `make test` installs it, scripts/ensure_chromium.sh)")
     pytest.skip(what)
 
 
