@@ -190,3 +190,36 @@ def test_a_dry_run_sends_nothing_and_estimates_at_the_calibrated_size(db, emulat
         pipeline.run(classifier(dry_run=True), Warehouse(db), "app.reviews", client=client)
     assert len(emulator.received()) == seen
     assert "would submit 800 text(s) in 80 request(s)" in caplog.text
+
+
+def test_a_calibration_left_submitting_is_adopted_or_given_up_never_paid_twice(db, emulator):
+    """As if a run was killed between the calibration's create call and recording its answer (status
+    'submitting', no batch id): the next run finds its batch by custom_id and adopts it. A row whose
+    batch the API does not have (here: the only batch of that size carries another calibration's ids)
+    is given up after reconcile_grace_seconds and a new calibration is submitted."""
+    emulator.set_faults(answer_errors=errors(0.001))
+    client = emulator.client()
+    cfg = classifier(calibration_sample=200)
+
+    def calibration_batches() -> set[str]:
+        return {e["batch"] for e in emulator.received() if (e.get("custom_id") or "").startswith("cal")}
+
+    pipeline.run(cfg, Warehouse(db), "app.reviews", client=client)  # submits the calibration
+    emulator.wait_idle(60)
+    first = calibration_batches()
+    db.execute("UPDATE claude_batch.cb_calibrations SET status = 'submitting', batch_id = NULL")
+    pipeline.run(cfg, Warehouse(db), "app.reviews", client=client)  # adopts it, collects it, sends the rows
+    assert calibration_batches() == first
+    assert db.execute("SELECT status, batch_id FROM claude_batch.cb_calibrations").fetchall() == [
+        ("collected", next(iter(first)))]
+    assert sent_pack_sizes(emulator, 0) == {10}
+
+    # Another calibration id on the row: the batch is not its own, so after the grace it is given up.
+    db.execute("UPDATE claude_batch.cb_calibrations SET status = 'submitting', batch_id = NULL, "
+               "calibration_id = 'gone'")
+    db.execute("UPDATE claude_batch.cb_calibration_variants SET calibration_id = 'gone'")
+    calibrate.auto_pack_size(classifier(calibration_sample=200, reconcile_grace_seconds=0), Warehouse(db),
+                             "app.reviews", client, max_usd=None)
+    rows = dict(db.execute("SELECT calibration_id, status FROM claude_batch.cb_calibrations").fetchall())
+    assert rows.pop("gone") == "abandoned" and list(rows.values()) == ["submitted"]
+    assert len(calibration_batches()) == 2
