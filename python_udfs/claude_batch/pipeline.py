@@ -128,10 +128,13 @@ class Pipeline:
                 prints,
                 f"classifier = {_lit(self.cfg.name)} AND (scan <> {_lit(scan)} OR fp NOT IN (SELECT fp FROM {ROWS}))",
                 f"""
-                    SELECT {_lit(self.cfg.name)}, {_lit(scan)}, fp, any_value(text_hash), any_value(truncated),
-                           any_value(skip_reason)
+                    SELECT {_lit(self.cfg.name)}, {_lit(scan)}, fp, min(text_hash), any_value(truncated),
+                           min(skip_reason)
                     FROM {ROWS} WHERE NOT known
-                    GROUP BY fp HAVING count(DISTINCT text_hash) <= 1 AND count(DISTINCT skip_reason) <= 1""")
+                    GROUP BY fp
+                    -- one distinct non-null value at most, as min = max (count(DISTINCT) costs 3x at 10M rows)
+                    HAVING min(text_hash) IS NOT DISTINCT FROM max(text_hash)
+                       AND min(skip_reason) IS NOT DISTINCT FROM max(skip_reason)""")
         for count, note in (
             (null_keys, f"{null_keys} source row(s) have a null key: not sent, not in the output"),
             (dup_keys, f"{dup_keys} key(s) appear on more than one source row: every such row is classified "
