@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO / "python_udfs"))
 from claude_batch import config as config_mod  # noqa: E402
 from claude_batch import batches, lifecycle, logs, pipeline  # noqa: E402
 import workloads  # noqa: E402
-from claude_batch.warehouse import Warehouse  # noqa: E402
+from claude_batch.warehouse import DuckDBWarehouse  # noqa: E402
 
 # Our stages, in the order they run (the emulator's wait between run 1 and run 2 is not ours).
 STAGES = ("run1_gather_s", "run1_submit_s", "run2_collect_s", "run2_gather_s", "output_table_s")
@@ -125,7 +125,7 @@ def run_pipeline(tmp: Path, source: Path, tag: str, args: argparse.Namespace, cf
     con = duckdb.connect(str(db))
     # A lean nightly job's DuckDB: it spills to disk past this instead of growing.
     con.execute(f"SET memory_limit = '{args.duckdb_memory}'")
-    wh = Warehouse(con, state_schema="claude_batch")
+    wh = DuckDBWarehouse(con, state_schema="claude_batch")
     got: dict = {}
     client = pipeline.make_client()
 

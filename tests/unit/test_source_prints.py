@@ -7,10 +7,10 @@ import duckdb
 
 from claude_batch import config as config_mod
 from claude_batch import pipeline
-from claude_batch.warehouse import Warehouse
+from claude_batch.warehouse import DuckDBWarehouse
 
 
-class _CoarseWarehouse(Warehouse):
+class _CoarseWarehouse(DuckDBWarehouse):
     def fingerprint_sql(self, *exprs: str) -> str:
         return f"hash({exprs[0]} % 4)"  # ids 1, 5, 9 ... share a fingerprint: collisions on purpose
 
