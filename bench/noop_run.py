@@ -69,7 +69,7 @@ def make_project(tmp: Path) -> None:
     (tmp / "models").mkdir(parents=True)
     (tmp / "dbt_project.yml").write_text(
         "name: noop_bench\nversion: '1.0'\nconfig-version: 2\nprofile: noop_bench\nmodel-paths: [models]\n"
-        "models:\n  noop_bench:\n    +meta:\n      claude: {model: claude-haiku-4-5, pack_size: 50, preflight: never}\n"
+        "models:\n  noop_bench:\n    +meta:\n      claude: {pack_size: 50, preflight: never}\n"
     )
     (tmp / "profiles.yml").write_text(
         f"noop_bench:\n  target: t\n  outputs:\n    t:\n      type: duckdb\n      path: '{tmp / 'w.duckdb'}'\n      threads: 1\n"
