@@ -13,6 +13,7 @@ The steps, in order, each safe to interrupt:
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 import time
 import uuid
@@ -23,7 +24,7 @@ from typing import Any
 
 import anthropic
 
-from . import batches, bodies, budget, catalog, collect, config as config_mod, cost, dbt_context, lifecycle, locks, output, packing, prompts, realtime, submissions, tmpfiles
+from . import batches, bodies, budget, catalog, collect, config as config_mod, cost, dbt_context, lifecycle, locks, noop, output, packing, prompts, realtime, submissions, tmpfiles
 from .errors import ApiContractError
 from .logs import info, warn
 from . import source as source_rows
@@ -41,6 +42,7 @@ PENDING = "cb_tmp_pending"  # this run's pending items (temp table): rn, text_ha
 PER_VERSION = "cb_tmp_per_version"  # this run's StateStore.per_version_sql, materialised by gather
 PENDING_ESC = "cb_tmp_pending_esc"  # escalate_to: the unsure texts to send to the stronger model (as PENDING)
 ESC_TODO = "cb_tmp_esc_todo"  # escalate_to: text hashes answered unsure with no usable escalation answer yet
+OUTPUT = "cb_tmp_output"  # the output of a run that may be a no-op, materialised to count it (noop.py)
 
 
 class Pipeline:
@@ -60,6 +62,7 @@ class Pipeline:
         # escalate_to: the same prompt on the stronger model, its own version, in the same state tables
         self.escalation = config_mod.escalation_config(cfg)
         self.escalation_pending = 0
+        self.noop_lines: list[tuple[str, str]] = []  # what a no-op run logs, replayed by the next one (noop.py)
 
     @property
     def client(self):
@@ -142,6 +145,7 @@ class Pipeline:
         ):
             if count:
                 warn(note)
+                self.noop_lines.append(("warn", note))
                 self.run.notes.append(note)
 
     def lock(self) -> None:
@@ -309,7 +313,9 @@ class Pipeline:
         self._report_older_versions()
         stored = self._stored_rows_note()
         if not pending and not self.escalation_pending:
-            info(f"nothing new to classify: {stored or 'no source row to classify'}")
+            line = f"nothing new to classify: {stored or 'no source row to classify'}"
+            info(line)
+            self.noop_lines.append(("info", line))
             return
         if pending and (not self.cfg.auto_pack_size or self._resolve_auto_pack_size()):
             self._send(PENDING, pending)
@@ -415,9 +421,11 @@ class Pipeline:
               AND s.text_hash IN (SELECT text_hash FROM {PER_VERSION} WHERE version <> {v} AND status = 'succeeded')
               AND s.text_hash NOT IN (SELECT text_hash FROM {PER_VERSION} WHERE version = {v} AND status = 'succeeded')"""))
         if older:
-            info(f"{older:,} row(s) keep the result of an older classifier version (the prompt, model or labels "
-                 f"changed since; current version {self.cfg.version}). To re-label them: dbt build --vars "
-                 "'{claude_reclassify: true}' (or reclassify: true in the model's claude settings)")
+            line = (f"{older:,} row(s) keep the result of an older classifier version (the prompt, model or labels "
+                    f"changed since; current version {self.cfg.version}). To re-label them: dbt build --vars "
+                    "'{claude_reclassify: true}' (or reclassify: true in the model's claude settings)")
+            info(line)
+            self.noop_lines.append(("info", line))
 
     def _needs_preflight(self) -> bool:
         """Before the first batch of a version, and again when the SDK, the API version or the model
@@ -520,6 +528,50 @@ class Pipeline:
         return output.output_sql(cfg=self.cfg, wh=self.wh, store=self.store, rows_table=ROWS, per_version=per_version,
                                  source_sql=self.source_sql, this_sql=this_sql, warn=warn, escalation=self.escalation)
 
+    # ------------------------------------------------------------------ no-op runs (noop.py)
+    def _cheap_signature(self, this_sql: str) -> str:
+        """Settings, state and the table's size: everything but the source, which costs a read of every text."""
+        from . import output
+
+        stable = output.output_sql(  # the output query as text, with the state summary in its stable form
+            cfg=self.cfg, wh=self.wh, store=self.store, rows_table=ROWS, source_sql=self.source_sql, this_sql=this_sql,
+            per_version=self.store.per_version_sql(
+                self.store.accepted_versions(self.cfg.name, self.cfg.version, self.cfg.reclassify)))
+        return noop.signature(settings=noop.settings_signature(self.cfg, self.wh, stable),
+                              state=noop.state_signature(self.wh, self.store), source=(),
+                              table_rows=noop.table_rows(self.wh, this_sql))
+
+    def unchanged(self, this_sql: str | None) -> bool:
+        """True when nothing changed since the last run that verified the table (noop.py): the run then
+        logs what that run logged and returns no rows, without scanning, gathering or comparing."""
+        if not noop.eligible(self.cfg, this_sql):
+            return False
+        mark = noop.latest_mark(self.wh, self.store, self.cfg.name, this_sql)
+        if mark is None or mark["signature"] != self._cheap_signature(this_sql):
+            return False
+        rows, fp_sum = noop.source_signature(self.wh, self.source_sql, self.cfg)
+        if f"{rows}:{fp_sum}" != mark["source"]:
+            return False
+        for level, line in json.loads(mark["lines"] or "[]"):
+            (warn if level == "warn" else info)(line)
+        self.run.source_rows = int(rows)
+        self.run.notes.append(f"no change since run {mark['run_id']}: source, state and settings as then")
+        return True
+
+    def may_be_noop(self, this_sql: str | None) -> bool:
+        """A run that sent nothing and collected nothing: its output is counted, and if empty, marked."""
+        return noop.eligible(self.cfg, this_sql) and not self.run.pending_texts and not self.store.result_writes
+
+    def output_and_mark(self, this_sql: str) -> str:
+        """Materialise the output (nothing, usually); when it is empty the table matches the state: mark it."""
+        self.wh.create_temp_table(OUTPUT, self.output_sql(this_sql))
+        if not self.wh.scalar(f"SELECT count(*) FROM {OUTPUT}"):
+            rows, fp_sum = noop.rows_signature(self.wh, ROWS)
+            noop.record_mark(self.wh, self.store, classifier=self.cfg.name, target=this_sql,
+                             sig=self._cheap_signature(this_sql), source=f"{rows}:{fp_sum}",
+                             source_rows_n=int(rows), lines=self.noop_lines, run_id=self.run.run_id)
+        return f"SELECT * FROM {OUTPUT}"
+
     def finish(self) -> None:
         self.store.record_run(self.run.row())
         info(self.run.summary())
@@ -588,10 +640,14 @@ def run(cfg: ClassifierConfig, wh: Warehouse, source_sql: str, *, this_sql: str 
     pipe = Pipeline(cfg, wh, source_sql, client=made[0])
     pipe.prepare()
     pipe.lock()  # raises LockedError naming the holder: nothing is sent
+    output_sql = None
     try:
         if not cfg.dry_run:
             pipe.reconcile()
             pipe.collect()
+        if pipe.unchanged(this_sql):  # the nightly no-op: the table is current, return no rows
+            pipe.finish()
+            return wh.relation(f"SELECT * FROM {this_sql} LIMIT 0")
         pipe.gather()
         pipe.submit()
         if cfg.wait_seconds > 0 and not cfg.dry_run:
@@ -601,8 +657,10 @@ def run(cfg: ClassifierConfig, wh: Warehouse, source_sql: str, *, this_sql: str 
             ):
                 time.sleep(cfg.poll_seconds)
                 pipe.collect()
+        if pipe.may_be_noop(this_sql):
+            output_sql = pipe.output_and_mark(this_sql)  # under the lock: the mark is a state write
         pipe.finish()
     finally:
         pipe.unlock()
     checkpoint("before_output")
-    return wh.relation(pipe.output_sql(this_sql))
+    return wh.relation(output_sql or pipe.output_sql(this_sql))

@@ -111,6 +111,17 @@ def scan_signature(wh: Warehouse, cfg: ClassifierConfig) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
+def _fingerprint(wh: Warehouse, cfg: ClassifierConfig, alias: str) -> str:
+    return wh.fingerprint_sql(*[f"{alias}.{wh.q(k)}" for k in cfg.key_columns], f"{alias}.cb__raw")
+
+
+def fingerprint_sum_sql(wh: Warehouse, source_sql: str, cfg: ClassifierConfig) -> str:
+    """(rows, sum of ``scan_sql``'s ``fp``) over the source: tells whether any row was added, removed or
+    had its key or text changed since a run that stored the same figures (noop.py)."""
+    return (f"SELECT count(*), sum({_fingerprint(wh, cfg, 's1')}) "
+            f"FROM (SELECT src.*, {text_expr(wh, cfg)} AS cb__raw FROM {source_sql} src) s1")
+
+
 def scan_sql(wh: Warehouse, source_sql: str, cfg: ClassifierConfig, prints_sql: str) -> str:
     """``rows_sql``'s rows (keys, text, text_hash, truncated, skip_reason), plus ``fp`` and ``known``,
     computing the expensive parts only for rows that are new or changed.
@@ -136,7 +147,7 @@ def scan_sql(wh: Warehouse, source_sql: str, cfg: ClassifierConfig, prints_sql: 
         truncated, too_long = "false", f"CASE WHEN {over} THEN 'too_long' END"
     skip = f"CASE WHEN {null_key} THEN 'null_key' WHEN {blank} THEN 'empty_text' ELSE {too_long} END"
     fresh_text = f"CASE WHEN {truncated} THEN left(s.cb__raw, {limit}) ELSE s.cb__raw END"
-    fp = wh.fingerprint_sql(*[f"s1.{k}" for k in keys], "s1.cb__raw")
+    fp = _fingerprint(wh, cfg, "s1")
     return f"""
         SELECT {", ".join(keys)}, fp, known,
                CASE WHEN truncated THEN left(raw_text, {limit}) ELSE raw_text END AS text,

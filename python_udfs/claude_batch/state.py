@@ -178,6 +178,19 @@ _DDL = {
         truncated BOOLEAN,
         skip_reason VARCHAR
     """,
+    # One row per run that found nothing to send and nothing to change in the model's table: the
+    # signature of what the table was computed from. A run with the same signature skips the scan and
+    # the comparison (noop.py). Derived data: losing it costs one full no-op run.
+    "cb_noop_marks": """
+        classifier VARCHAR NOT NULL,
+        target VARCHAR NOT NULL,
+        signature VARCHAR NOT NULL,
+        source VARCHAR,
+        source_rows BIGINT,
+        lines VARCHAR,
+        run_id VARCHAR,
+        marked_at TIMESTAMP
+    """,
 }
 
 _VIEWS = {
