@@ -28,7 +28,6 @@ import json
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
 from . import source as source_rows
 
 if TYPE_CHECKING:
@@ -74,7 +73,7 @@ def _columns(ddl: str) -> list[str]:
 
 def settings_signature(cfg: "ClassifierConfig", wh: "Warehouse", output_sql: str) -> str:
     return hashlib.sha256(json.dumps(
-        [__version__, cfg.name, cfg.version, source_rows.scan_signature(wh, cfg), output_sql]).encode()).hexdigest()
+        [cfg.name, cfg.version, source_rows.scan_signature(wh, cfg), output_sql]).encode()).hexdigest()
 
 
 def signature(*, settings: str, state: list[str], source: tuple[Any, Any], table_rows: int) -> str:

@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("batches", {"batches", "bodies", "submissions"}),
     ("results", {"collect"}),
     ("answers now", {"realtime"}),
-    ("tables", {"output"}),
+    ("tables", {"output", "noop"}),
     ("entry points", {"pipeline", "plugin", "calibrate", "report", "_svg", "__init__", "__main__"}),
     ("tools", {"emulator"}),
 ]
