@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from . import batches, catalog, cost, logs, prompts, tmpfiles, tokens
 from ._crashpoints import checkpoint
-from .state import StateStore
+from .state import StateStore, Submission
 from .statuses import BatchStatus, Outcome
 from .warehouse import (STAGE_ANSWERS, STAGE_ANSWERS_COLUMNS, STAGE_REQUESTS, STAGE_REQUESTS_COLUMNS,
                         ResultShape, Sql, Warehouse)
@@ -50,7 +50,7 @@ _ANS_SCHEMA = pa.schema([
 @dataclass
 class Collected:
     requests: int = 0
-    items: int = 0
+    texts: int = 0  # distinct texts answered (cb_runs.collected_items)
     billed_usd: float = 0.0
     naive_usd: float = 0.0
 
@@ -283,34 +283,34 @@ def finish_collect(store: StateStore, submission_key: str, final_status: str = B
     totals = wh.fetchall(
         f"SELECT count(*), coalesce(sum(items), 0), coalesce(sum(billed), 0), coalesce(sum(naive), 0) FROM {written}")[0]
     wh.drop_temp(written)
-    return Collected(requests=int(totals[0]), items=int(totals[1]), billed_usd=float(totals[2]), naive_usd=float(totals[3]))
+    return Collected(requests=int(totals[0]), texts=int(totals[1]), billed_usd=float(totals[2]), naive_usd=float(totals[3]))
 
 
-def collect_batch(store: StateStore, client: Any, sub: dict, spec: prompts.PromptSpec, *, classifier: str,
+def collect_batch(store: StateStore, client: Any, sub: Submission, spec: prompts.PromptSpec, *, classifier: str,
                   work_dir: str | None = None) -> Collected | None:
     """Refresh one submitted batch; if it ended, download and write its results. None if still running."""
-    batch = batches.retrieve(client, sub["batch_id"])
-    store.update_batch_status(sub["submission_key"], batch)
+    batch = batches.retrieve(client, sub.batch_id)
+    store.update_batch_status(sub.submission_key, batch)
     if batch["processing_status"] != BatchStatus.ENDED:
         return None
-    expected = int(sub["request_count"])
+    expected = int(sub.request_count)
     if batch.get("archived_at") or not batch.get("results_url"):
         # Results are gone (archived after 29 days): nothing we can see was billed; retry the rows.
         staging = Staging()
         for (cid,) in store.wh.fetchall(
-            f"SELECT custom_id FROM {store.t['cb_requests']} WHERE submission_key = ?", [sub["submission_key"]]
+            f"SELECT custom_id FROM {store.t['cb_requests']} WHERE submission_key = ?", [sub.submission_key]
         ):
             staging.add_request(cid, Outcome.EXPIRED, usage=None, billed=0.0,
                                 error_message="results archived before they were collected")
-        got = apply_staging(store, staging, sub["submission_key"], classifier=classifier,
-                            batch_id=sub["batch_id"], model=sub["model"])
+        got = apply_staging(store, staging, sub.submission_key, classifier=classifier,
+                            batch_id=sub.batch_id, model=sub.model)
     else:
         with tmpfiles.temp_dir("results", dir=work_dir) as tmp:  # named after this process (tmpfiles.sweep)
-            path = Path(tmp) / f"{sub['batch_id']}.jsonl"
-            batches.download_results(client, sub["batch_id"], path, expected_lines=expected)
+            path = Path(tmp) / f"{sub.batch_id}.jsonl"
+            batches.download_results(client, sub.batch_id, path, expected_lines=expected)
             checkpoint("after_download")
-            outcomes = stage_results_file(store, path, spec, sub["model"], sub["submission_key"])
-            got = apply_staging(store, None, sub["submission_key"], classifier=classifier,
-                                batch_id=sub["batch_id"], model=sub["model"], outcomes_sql=outcomes)
+            outcomes = stage_results_file(store, path, spec, sub.model, sub.submission_key)
+            got = apply_staging(store, None, sub.submission_key, classifier=classifier,
+                                batch_id=sub.batch_id, model=sub.model, outcomes_sql=outcomes)
     checkpoint("after_collect_write")
     return got

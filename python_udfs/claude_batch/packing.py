@@ -36,7 +36,9 @@ REQUESTS = "cb_tmp_reqs"  # one row per request: req_no, n_items, chars, attempt
 
 
 @dataclass(slots=True)
-class PendingItem:
+class PendingText:
+    """A text to send (the unit of work: one distinct text under the classifier version)."""
+
     text_hash: str
     text: str
     rows: int
@@ -60,7 +62,7 @@ class PlannedRequest:
 
     custom_id: str
     attempt: int
-    items: list[tuple[int, PendingItem, int]]  # (local id, item, characters)
+    items: list[tuple[int, PendingText, int]]  # (local id, item, characters)
     spec: prompts.PromptSpec | None = None
     cache: bool = False
     req_no: int = 0  # its number in this run's plan (cb_tmp_reqs)
@@ -194,7 +196,7 @@ def fetch_planned(wh: Warehouse, first: int, last: int, spec: prompts.PromptSpec
                                                req_no=int(req_no)))
             out.append(current[1])
         p = current[1]
-        p.items.append((int(item_id), PendingItem(str(h), text, int(n_rows), int(attempt), bool(alone)), int(chars)))
+        p.items.append((int(item_id), PendingText(str(h), text, int(n_rows), int(attempt), bool(alone)), int(chars)))
         p.attempt = max(p.attempt, int(attempt))
     return out
 

@@ -33,7 +33,7 @@ from .client import make_client
 from ._crashpoints import checkpoint
 from .config import ClassifierConfig
 from .runs import RunReport
-from .state import StateStore
+from .state import StateStore, Submission
 from .statuses import BatchStatus
 from .warehouse import Warehouse, quote_literal as _lit
 
@@ -164,13 +164,13 @@ class Pipeline:
         self.store.roll_forward(self.cfg.name)
         realtime.abandon_leftovers(self.store, self.cfg.name)  # no server-side state to adopt
         for sub in self.store.open_submissions(self.cfg.name):
-            if sub["status"] != BatchStatus.SUBMITTING:
+            if sub.status != BatchStatus.SUBMITTING:
                 continue
-            intent_at = sub["intent_at"].replace(tzinfo=timezone.utc)
-            prefix = sub["submission_key"]
+            intent_at = sub.intent_at.replace(tzinfo=timezone.utc)
+            prefix = sub.submission_key
             exclude = self.store.known_batch_ids()
             candidates = batches.find_candidates(
-                self.client, intent_at=intent_at, request_count=int(sub["request_count"]), exclude=exclude
+                self.client, intent_at=intent_at, request_count=int(sub.request_count), exclude=exclude
             )
             # Only a batch whose custom_ids carry our submission key is ours. One still processing
             # cannot be checked yet (no results): it may be another client's batch of the same size,
@@ -195,7 +195,7 @@ class Pipeline:
             # checked and found foreign; an unverified one always waits (never pay twice).
             if not unverified and (not candidates or age >= self.cfg.reconcile_grace_seconds):
                 self.store.record_abandoned(prefix, "no batch found for this intent: the create call never reached the API")
-                info(f"submission {prefix} never reached the API; its {sub['item_count']} text(s) are pending again")
+                info(f"submission {prefix} never reached the API; its {sub.item_count} text(s) are pending again")
             else:
                 warn(
                     f"submission {prefix} is unresolved ({len(unverified)} candidate batch(es) still processing, "
@@ -203,7 +203,7 @@ class Pipeline:
                 )
 
     def collect(self) -> None:
-        subs = [s for s in self.store.open_submissions(self.cfg.name) if s["status"] != BatchStatus.SUBMITTING]
+        subs = [s for s in self.store.open_submissions(self.cfg.name) if s.status != BatchStatus.SUBMITTING]
         if not subs:
             return
         started = time.monotonic()
@@ -211,7 +211,7 @@ class Pipeline:
         rejected: list[str] = []
         for sub in subs:
             self._cancel_if_requested(sub)
-            spec = self._spec_of(sub["version"])
+            spec = self._spec_of(sub.version)
             try:
                 got = collect.collect_batch(self.store, self.client, sub, spec, classifier=self.cfg.name)
             except (anthropic.AuthenticationError, anthropic.PermissionDeniedError):
@@ -219,7 +219,7 @@ class Pipeline:
             except (batches.IncompleteResultsError, anthropic.APIError) as exc:
                 # One batch we cannot read now must not block the others or new submissions; it stays
                 # 'ended' (or in flight) and the next run tries again: results stay 29 days.
-                warn(f"could not collect batch {sub['batch_id']} this run ({type(exc).__name__}: {exc}); "
+                warn(f"could not collect batch {sub.batch_id} this run ({type(exc).__name__}: {exc}); "
                      "the next run tries again")
                 running += 1
                 continue
@@ -227,13 +227,13 @@ class Pipeline:
                 running += 1
                 continue
             self.run.collected_requests += got.requests
-            self.run.collected_items += got.items
+            self.run.collected_items += got.texts
             self.run.billed_usd += got.billed_usd or 0.0
             self.run.naive_usd += got.naive_usd or 0.0
-            info(f"collected batch {sub['batch_id']}: {got.items} text(s), billed ${got.billed_usd or 0.0:.4f}")
-            refused = self.store.refused_submission(sub["submission_key"])
+            info(f"collected batch {sub.batch_id}: {got.texts} text(s), billed ${got.billed_usd or 0.0:.4f}")
+            refused = self.store.refused_submission(sub.submission_key)
             if refused is not None:
-                rejected.append(f"batch {sub['batch_id']}: all {refused[0]} request(s) came back "
+                rejected.append(f"batch {sub.batch_id}: all {refused[0]} request(s) came back "
                                 f"invalid_request_error: {refused[1]}")
         elapsed = time.monotonic() - started
         rate = self.run.collected_items / elapsed if elapsed > 0 else 0.0
@@ -250,13 +250,13 @@ class Pipeline:
                 "(a model, parameter or API-version change?); nothing more is sent until it is fixed. "
                 + "; ".join(rejected))
 
-    def _cancel_if_requested(self, sub: dict) -> None:
-        if sub.get("error") == "cancel requested" and sub["status"] in (BatchStatus.IN_PROGRESS,):
+    def _cancel_if_requested(self, sub: Submission) -> None:
+        if sub.error == "cancel requested" and sub.status in (BatchStatus.IN_PROGRESS,):
             try:
-                batches.cancel(self.client, sub["batch_id"])
-                info(f"canceled batch {sub['batch_id']} as requested")
+                batches.cancel(self.client, sub.batch_id)
+                info(f"canceled batch {sub.batch_id} as requested")
             except anthropic.APIStatusError as exc:
-                warn(f"cancel of {sub['batch_id']} failed: {exc.status_code} {exc.message}")
+                warn(f"cancel of {sub.batch_id} failed: {exc.status_code} {exc.message}")
 
     def gather(self) -> int:
         """Materialise the pending items (anti-join) in a temp table; returns how many there are.
@@ -653,7 +653,7 @@ def run(cfg: ClassifierConfig, wh: Warehouse, source_sql: str, *, this_sql: str 
         if cfg.wait_seconds > 0 and not cfg.dry_run:
             deadline = time.monotonic() + cfg.wait_seconds
             while time.monotonic() < deadline and any(
-                s["status"] != BatchStatus.SUBMITTING for s in pipe.store.open_submissions(cfg.name)
+                s.status != BatchStatus.SUBMITTING for s in pipe.store.open_submissions(cfg.name)
             ):
                 time.sleep(cfg.poll_seconds)
                 pipe.collect()

@@ -424,15 +424,15 @@ def _now_utc() -> datetime:
 
 
 class _Progress:
-    """Requests done and rows per second, logged at most every PROGRESS_EVERY_S (any thread)."""
+    """Requests done and texts per second, logged at most every PROGRESS_EVERY_S (any thread)."""
 
-    def __init__(self, total_requests: int, total_rows: int, rows_of: dict[str, int]) -> None:
+    def __init__(self, total_requests: int, total_texts: int, texts_of: dict[str, int]) -> None:
         self._info = logs.bound()[0]  # called on the loop thread: keep the caller's log
         self.total_requests = total_requests
-        self.total_rows = total_rows
-        self.rows_of = rows_of
+        self.total_texts = total_texts
+        self.texts_of = texts_of
         self.requests = 0
-        self.rows = 0
+        self.texts = 0
         self.errored = 0
         self.started = time.monotonic()
         self._last = self.started
@@ -442,13 +442,13 @@ class _Progress:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         return (
             f"realtime: {self.requests}/{self.total_requests} request(s) answered "
-            f"({self.rows}/{self.total_rows} row(s), {self.errored} errored), {self.rows / elapsed:,.1f} rows/s"
+            f"({self.texts}/{self.total_texts} text(s), {self.errored} errored), {self.texts / elapsed:,.1f} texts/s"
         )
 
     def __call__(self, answer: Answer) -> None:
         with self._lock:
             self.requests += 1
-            self.rows += self.rows_of.get(answer[0], 0)
+            self.texts += self.texts_of.get(answer[0], 0)
             self.errored += answer[1] != Outcome.SUCCEEDED
             now = time.monotonic()
             due = now - self._last >= PROGRESS_EVERY_S
@@ -471,7 +471,7 @@ def submit(pipe: RunContext, planned: list[packing.PlannedRequest], prefix: int,
     base_seq = pipe.store.next_intent_seq(cfg.name)
     progress = _Progress(len(planned), sum(len(p.items) for p in planned), {})
     info(
-        f"realtime: {progress.total_rows} row(s) in {len(planned)} request(s), {len(chunks)} submission(s); "
+        f"realtime: {progress.total_texts} text(s) in {len(planned)} request(s), {len(chunks)} submission(s); "
         f"limits {limits.rpm} RPM, {limits.itpm} input TPM, {limits.otpm} output TPM, "
         f"{limits.concurrency} at once"
     )
@@ -487,7 +487,7 @@ def submit(pipe: RunContext, planned: list[packing.PlannedRequest], prefix: int,
                                                  chunk[0].req_no, chunk[-1].req_no)
             for index, p in enumerate(chunk):  # custom_ids carry their submission key
                 p.custom_id = packing.custom_id(sub_key, index)
-                progress.rows_of[p.custom_id] = len(p.items)
+                progress.texts_of[p.custom_id] = len(p.items)
             body_bytes = sum(batches.request_bytes({"custom_id": p.custom_id, "params": p.params}) for p in chunk)
             submissions.record_intent(pipe, sub_key, chunk, body_bytes, prefix, cached, mode="realtime")
             checkpoint("after_intent")
@@ -523,10 +523,10 @@ def submit(pipe: RunContext, planned: list[packing.PlannedRequest], prefix: int,
                                         batch_id=f"rt_{sub_key}", model=model)
             checkpoint("after_collect_write")
             pipe.run.collected_requests += got.requests
-            pipe.run.collected_items += got.items
+            pipe.run.collected_items += got.texts
             pipe.run.billed_usd += got.billed_usd
             pipe.run.naive_usd += got.naive_usd
-            info(f"realtime submission {sub_key}: {got.items} row(s) written, billed ${got.billed_usd:.4f}; "
+            info(f"realtime submission {sub_key}: {got.texts} text(s) written, billed ${got.billed_usd:.4f}; "
                  + progress.line())
             if fatal and counts[Outcome.SUCCEEDED] == 0:
                 warn(f"realtime: every request of submission {sub_key} failed with {sorted(fatal)}; "
@@ -620,13 +620,13 @@ def preflight(pipe: RunContext, request: packing.PlannedRequest, prefix: int, ca
     pipe.run.submitted_requests += 1
     pipe.run.submitted_texts += len(request.items)
     pipe.run.collected_requests += got.requests
-    pipe.run.collected_items += got.items
+    pipe.run.collected_items += got.texts
     pipe.run.billed_usd += got.billed_usd or 0.0
     pipe.run.naive_usd += got.naive_usd or 0.0
     if result_type == Outcome.SUCCEEDED:
         store.record_preflight({**row, "status": PreflightStatus.PASSED, "message": None})
         info(f"preflight passed: the API answered the first request of version {cfg.version} in real time "
-             f"({got.items} text(s) written)")
+             f"({got.texts} text(s) written)")
     else:  # overloaded, rate-limited, a timeout: not a verdict on our request; try again next run
         warn(f"preflight inconclusive ({inner.get('type')}: {inner.get('message')}); batches go ahead")
 

@@ -1,15 +1,17 @@
 """The state tables in the warehouse: their schema, and every state transition as one transaction.
 
-The unit of work is a (classifier version, text hash) pair, an *item*; source rows point at it through
+The unit of work is a *text*: a (classifier version, text hash) pair; source rows point at it through
 the hash of their text, so identical texts are sent once and fan out. A request carries one or more
-items (packing), and a batch carries requests. State machine of a request::
+texts (packing), each an *item* of that request (the tables' ``item_id``, ``item_count`` and
+``cb_request_items`` name a text's place in a request), and a batch carries requests. State machine
+of a request::
 
     submitting ──create answered──▶ in_flight ──batch ended, results written──▶ succeeded | errored
         │                              ▲                                        | expired | canceled
         └── crash: reconcile with the API's batch list ───┘
-        └── nothing found after the grace period ──▶ abandoned (items pending again, no attempt used)
+        └── nothing found after the grace period ──▶ abandoned (texts pending again, no attempt used)
 
-An item is *pending* when it has no usable result under an accepted version and no request of it is
+A text is *pending* when it has no usable result under an accepted version and no request of it is
 ``submitting`` or ``in_flight``. A result is usable unless it is retryable (``errored`` other than
 ``invalid_request_error``, ``expired``, ``canceled``, ``missing``, ``invalid_output``) with attempts
 left. Crash windows, and why each is safe, are in docs/state-machine.md.
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Sequence
 
@@ -285,7 +287,8 @@ _VIEWS = {
 
 @dataclass(kw_only=True)
 class Submission:
-    """A ``cb_batches`` row as its intent is recorded (the columns in table order)."""
+    """A ``cb_batches`` row: the intent's columns first (what ``record_intent`` writes), then what the
+    API's answers add (read back by ``open_submissions``)."""
 
     submission_key: str
     batch_id: str | None = None
@@ -298,7 +301,25 @@ class Submission:
     item_count: int
     body_bytes: int
     intent_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(tzinfo=None))
-    run_id: str
+    run_id: str | None
+    # Set after the intent, from the API's answers.
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    ended_at: datetime | None = None
+    collected_at: datetime | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Submission":
+        return cls(**{f.name: row.get(f.name) for f in fields(cls)})
+
+    def intent(self) -> dict[str, list]:
+        """The intent's columns, one value each (what is written before the create call)."""
+        return {k: [v] for k, v in asdict(self).items() if k in _INTENT_COLUMNS}
+
+
+_INTENT_COLUMNS = ("submission_key", "batch_id", "classifier", "version", "model", "mode", "status", "request_count",
+                   "item_count", "body_bytes", "intent_at", "run_id")
 
 
 class StateStore:
@@ -514,7 +535,7 @@ class StateStore:
         self.wh.append(self.t["cb_requests"], requests)
         self.wh.append(self.t["cb_request_items"], items)
         checkpoint("intent_before_commit")
-        self.wh.append(self.t["cb_batches"], {k: [v] for k, v in asdict(submission).items()})
+        self.wh.append(self.t["cb_batches"], submission.intent())
 
     def record_intent_sql(self, submission: Submission, requests_select: str, items_select: str,
                           params: Sequence | None = None) -> None:
@@ -527,7 +548,7 @@ class StateStore:
         self.wh.append_select(self.t["cb_requests"], req_cols, requests_select, params)
         self.wh.append_select(self.t["cb_request_items"], item_cols, items_select, params)
         checkpoint("intent_before_commit")
-        self.wh.append(self.t["cb_batches"], {k: [v] for k, v in asdict(submission).items()})
+        self.wh.append(self.t["cb_batches"], submission.intent())
 
     def sweep_uncommitted(self, classifier: str) -> int:
         """Requests and items of intents that never got their ``cb_batches`` row (a crash between
@@ -618,13 +639,13 @@ class StateStore:
         raw = self.wh.scalar(f"SELECT settings_json FROM {self.t['cb_versions']} WHERE version = ? LIMIT 1", [version])
         return json.loads(raw) if raw else None
 
-    def open_submissions(self, classifier: str) -> list[dict]:
-        return self.wh.fetch_dicts(
+    def open_submissions(self, classifier: str) -> list[Submission]:
+        return [Submission.from_row(row) for row in self.wh.fetch_dicts(
             f"""SELECT * FROM {self.t['cb_batches']}
                 WHERE classifier = ? AND mode = 'batch' AND status IN ('submitting', 'in_progress', 'canceling', 'ended')
                 ORDER BY intent_at""",
             [classifier],
-        )
+        )]
 
     def known_batch_ids(self) -> set[str]:
         return {r[0] for r in self.wh.fetchall(f"SELECT batch_id FROM {self.t['cb_batches']} WHERE batch_id IS NOT NULL")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from claude_batch import cost, estimate, packing, prompts
-from claude_batch.packing import PendingItem
+from claude_batch.packing import PendingText
 from cost_helpers import classifier, reviews, sent_rows
 
 
@@ -89,7 +89,7 @@ def test_count_tokens_api_calibrates_the_estimate(runs, emulator):
         "SELECT r.custom_id, r.item_count, r.input_tokens + r.cache_read_tokens + r.cache_write_5m_tokens "
         "+ r.cache_write_1h_tokens AS total_in, r.billed_usd, sum(i.row_chars) AS chars "
         "FROM claude_batch.cb_requests r JOIN claude_batch.cb_request_items i USING (custom_id) GROUP BY ALL")
-    items = [PendingItem(f"h{i}", text, 1, 1, False) for i, (_, text) in enumerate(rows)]
+    items = [PendingText(f"h{i}", text, 1, 1, False) for i, (_, text) in enumerate(rows)]
     sample = packing.PlannedRequest(custom_id="", attempt=1,
                                     items=[(i + 1, it, len(it.text)) for i, it in enumerate(items[: cfg.pack_size])])
     local_prefix = cost.prefix_tokens(prompts.build_params(cfg.spec, [(1, "")], cache=False))
