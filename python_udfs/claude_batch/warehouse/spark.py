@@ -33,6 +33,7 @@ import uuid
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Mapping, Sequence
 
+from ..errors import ClaudeBatchError
 from .base import (STAGE_ANSWERS, STAGE_ANSWERS_COLUMNS, STAGE_REQUESTS, STAGE_REQUESTS_COLUMNS, LockedError,
                    ResultShape, Sql, StagedResults, Warehouse, quote_ident, quote_literal)
 
@@ -176,6 +177,18 @@ class SparkWarehouse(Warehouse):
         """Drop every session-scoped relation this run made (and free what they cached)."""
         for name in list(self._temps):
             self.drop_temp(name)
+
+    def source_relation_sql(self, source: Any) -> str:
+        """SQL naming what a model passed as its source: a DataFrame (``dbt.ref``/``dbt.source`` on a
+        Spark adapter), registered as a session view for this run, or a table name."""
+        if isinstance(source, str):
+            return source
+        if hasattr(source, "createOrReplaceTempView"):
+            name = self.temp_name("source")
+            self._register(name, source)
+            return quote_ident(name)
+        raise ClaudeBatchError(f"setting 'source' must be a Spark DataFrame (dbt.ref(...), dbt.source(...)) or a table "
+                          f"name, got {type(source).__name__}")
 
     # ------------------------------------------------------------------ session-scoped relations
     def _register(self, name: str, frame: Any) -> None:
