@@ -530,7 +530,7 @@ def calibrate(dbt: Any, session: Any, *, classifier: str, source: Any, sample_si
     wh = Warehouse(session, database=database, state_schema=state_schema)
     cfg = config_from_state(wh, classifier)
     client = client or make_client(api_version=cfg.api_version)
-    job = Calibration(cfg, wh, source_rows.relation_sql(source), client, sample_size=sample_size, seed=seed,
+    job = Calibration(cfg, wh, wh.source_sql(source) or source_rows.relation_sql(source), client, sample_size=sample_size, seed=seed,
                       variants=default_variants(cfg, pack_sizes), max_usd=max_usd)
     out = job.run(fresh=fresh, wait_seconds=wait_seconds, poll_seconds=poll_seconds)
     calibration_id = out["calibration"]["calibration_id"]

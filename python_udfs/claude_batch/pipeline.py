@@ -617,7 +617,7 @@ def classify(
     wh = Warehouse(session, database=database, state_schema=cfg.state_schema)
     is_incremental = bool(getattr(dbt, "is_incremental", False))
     this_sql = str(this) if is_incremental and wh.table_exists(str(this)) else None
-    return run(cfg, wh, source_rows.relation_sql(source), this_sql=this_sql, client=client)
+    return run(cfg, wh, wh.source_sql(source) or source_rows.relation_sql(source), this_sql=this_sql, client=client)
 
 
 def run(cfg: ClassifierConfig, wh: Warehouse, source_sql: str, *, this_sql: str | None = None,

@@ -19,9 +19,10 @@ def _local_session(warehouse: Path):
     return (
         SparkSession.builder.master("local[2]")
         .appName("claude-batch-tests")
-        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.shuffle.partitions", "1")
         .config("spark.default.parallelism", "2")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.warehouse.dir", str(warehouse))
         .config("spark.driver.memory", "1g")
         .config("spark.sql.session.timeZone", "UTC")

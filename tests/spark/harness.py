@@ -246,8 +246,9 @@ def local_spark(warehouse_dir: str) -> Any:
     from pyspark.sql import SparkSession
 
     spark = (SparkSession.builder.master("local[2]").appName("claude-batch-harness")
-             .config("spark.sql.shuffle.partitions", "2").config("spark.default.parallelism", "2")
-             .config("spark.ui.enabled", "false").config("spark.sql.warehouse.dir", warehouse_dir)
+             .config("spark.sql.shuffle.partitions", "1").config("spark.default.parallelism", "2")
+             .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+             .config("spark.sql.warehouse.dir", warehouse_dir)
              .config("spark.sql.session.timeZone", "UTC").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     return spark

@@ -9,4 +9,4 @@ def test_local_spark_runs_sql_and_reads_jsonl(spark, spark_db, tmp_path):
     spark.read.json(str(path)).write.saveAsTable(f"{spark_db}.lines")
     got = spark.sql(f"SELECT count(*) AS n, sum(n) AS s FROM {spark_db}.lines").collect()[0]
     assert (got["n"], got["s"]) == (5, 10)
-    assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "1"

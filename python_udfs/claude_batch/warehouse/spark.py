@@ -33,7 +33,6 @@ import uuid
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Mapping, Sequence
 
-from ..errors import ClaudeBatchError
 from .base import (STAGE_ANSWERS, STAGE_ANSWERS_COLUMNS, STAGE_REQUESTS, STAGE_REQUESTS_COLUMNS, LockedError,
                    ResultShape, Sql, StagedResults, Warehouse, quote_ident, quote_literal)
 
@@ -54,10 +53,6 @@ _FROM_SPARK = {"string": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "doubl
                "boolean": "BOOLEAN", "timestamp_ntz": "TIMESTAMP", "timestamp": "TIMESTAMP",
                "array<string>": "VARCHAR[]", "smallint": "SMALLINT", "float": "FLOAT"}
 _INSERT_TEMP = re.compile(r"^\s*INSERT\s+INTO\s+\"?(cb_tmp_\w+)\"?\s+(.*)$", re.I | re.S)
-# The shared SQL's integer division (``a // b``, DuckDB and Python) is Spark's ``a DIV b``.
-_INT_DIV = re.compile(r"(?<=[\w)\s])\s+//\s+(?=[\w(])")
-# ... and its ``CAST(x AS VARCHAR)`` (Spark's VARCHAR needs a length) is ``CAST(x AS STRING)``.
-_CAST_VARCHAR = re.compile(r"\bAS\s+VARCHAR\b(?!\s*[(\[])", re.I)
 _ANSI = {"spark.sql.ansi.enabled": "true", "spark.sql.ansi.doubleQuotedIdentifiers": "true"}
 _NAME_PART = re.compile(r'"((?:[^"]|"")*)"|`([^`]*)`|([^."`]+)')
 
@@ -131,7 +126,6 @@ class SparkWarehouse(Warehouse):
 
     def df(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         """A lazy DataFrame of ``sql`` (parsed now, in our dialect settings)."""
-        sql = _CAST_VARCHAR.sub("AS STRING", _INT_DIV.sub(" DIV ", sql))
         with self._dialect():
             if params:
                 return self.spark.sql(sql, args=[_param(p) for p in params])
@@ -178,17 +172,14 @@ class SparkWarehouse(Warehouse):
         for name in list(self._temps):
             self.drop_temp(name)
 
-    def source_relation_sql(self, source: Any) -> str:
-        """SQL naming what a model passed as its source: a DataFrame (``dbt.ref``/``dbt.source`` on a
-        Spark adapter), registered as a session view for this run, or a table name."""
-        if isinstance(source, str):
-            return source
+    def source_sql(self, source: Any) -> str | None:
+        """A DataFrame (what ``dbt.ref``/``dbt.source`` give a model on a Spark adapter), registered
+        as a session view for this run; None for anything else (a table name: the caller's)."""
         if hasattr(source, "createOrReplaceTempView"):
             name = self.temp_name("source")
             self._register(name, source)
             return quote_ident(name)
-        raise ClaudeBatchError(f"setting 'source' must be a Spark DataFrame (dbt.ref(...), dbt.source(...)) or a table "
-                          f"name, got {type(source).__name__}")
+        return None
 
     # ------------------------------------------------------------------ session-scoped relations
     def _register(self, name: str, frame: Any) -> None:
@@ -466,7 +457,6 @@ class SparkWarehouse(Warehouse):
         return f"array_sort({expr})"
 
     def list_first_sql(self, expr: str) -> str:
-        """A list's first element (NULL for an empty or NULL list)."""
         return f"try_element_at({expr}, 1)"
 
     def list_join_sql(self, expr: str, sep: str) -> str:
@@ -482,8 +472,11 @@ class SparkWarehouse(Warehouse):
         return f"struct(CAST({succeeded} AS INT), coalesce({attempt}, 0), coalesce(unix_micros(CAST({at} AS TIMESTAMP)), 0))"
 
     def row_number_sql(self) -> str:
-        """Dense row numbers 1..n in no particular order (Spark's windows need an ORDER BY)."""
+        # Spark's windows need an ORDER BY: the rows' own order (no sort of the texts).
         return "row_number() OVER (ORDER BY monotonically_increasing_id())"
+
+    def int_div_sql(self, a: str, b: str) -> str:
+        return f"(({a}) DIV ({b}))"
 
     def row_id_sql(self, alias: str = "") -> str:
         # A row's file and position in it: stable while the table's files are (within one read).
