@@ -194,13 +194,6 @@ class Warehouse(abc.ABC):
         None: table names and dbt relations are the caller's (``source.relation_sql``)."""
         return None
 
-    def state_relations(self) -> set[str]:
-        """Names of the tables and views in the state schema (standard ``information_schema``)."""
-        catalog = "AND table_catalog = ?" if self.database else ""
-        params = [self.state_schema] + ([self.database] if self.database else [])
-        return {name for (name,) in self.fetchall(
-            f"SELECT table_name FROM information_schema.tables WHERE table_schema = ? {catalog}", params)}
-
     def upgrade_text_keys(self, tables: Sequence[str], meta_table: str, scheme: str) -> None:
         """Give ``tables``' ``text_hash`` column this scheme's keys where state written under the
         earlier one (``md5(text)::UUID``) exists, and record ``scheme`` under key ``text_key`` in

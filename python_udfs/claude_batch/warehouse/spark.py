@@ -445,6 +445,11 @@ class SparkWarehouse(Warehouse):
     def seconds_between_sql(self, start: str, end: str) -> str:
         return f"(unix_micros(CAST({end} AS TIMESTAMP)) - unix_micros(CAST({start} AS TIMESTAMP))) / 1e6"
 
+    def time_bucket_sql(self, unit: str, expr: str) -> str:
+        if unit not in ("minute", "hour", "day"):
+            raise ValueError(f"time bucket {unit!r}: minute, hour or day")
+        return f"CAST(date_trunc({quote_literal(unit)}, {expr}) AS TIMESTAMP_NTZ)"
+
     def json_inner_sql(self, expr: str) -> str:
         j = f"to_json(array({expr}))"  # ["..."]: the string as JSON, between 2 characters each side
         return f"substring({j}, 3, length({j}) - 4)"
