@@ -97,6 +97,7 @@ class SparkWarehouse(Warehouse):
             self.spark.conf.get("spark.sql.warehouse.dir")
         self._temps: set[str] = set()
         self._cached: dict[str, Any] = {}  # materialised session-scoped relations, by name
+        self._rewritten: dict[str, str] = {}  # state tables rewritten by this run → their root directory
 
     @classmethod
     def accepts(cls, session: Any) -> bool:
@@ -168,9 +169,16 @@ class SparkWarehouse(Warehouse):
         return frame
 
     def release(self) -> None:
-        """Drop every session-scoped relation this run made (and free what they cached)."""
+        """Drop every session-scoped relation this run made (and free what they cached), then the
+        older versions of the state tables this run rewrote."""
         for name in list(self._temps):
             self.drop_temp(name)
+        for name, root in list(self._rewritten.items()):
+            current = _local_path(self._location(name) or "")
+            for version in Path(_local_path(root)).glob("v*"):
+                if str(version) != current.rstrip("/") and re.fullmatch(r"v\d+", version.name):
+                    _remove_dir(str(version))
+        self._rewritten.clear()
 
     def source_sql(self, source: Any) -> str | None:
         """A DataFrame (what ``dbt.ref``/``dbt.source`` give a model on a Spark adapter), registered
@@ -319,12 +327,12 @@ class SparkWarehouse(Warehouse):
         root = self._table_root(table)
         new = f"{root}/v{time.time_ns()}"
         frame.write.mode("errorifexists").parquet(new)
-        old = self._location(name)
         with self._dialect():
             self.spark.sql(f"ALTER TABLE {name} SET LOCATION {quote_literal(new)}")
         self.spark.catalog.refreshTable(name)
-        if old and old != new and _is_version_dir(old):
-            _remove_dir(old)
+        # Older versions stay until the run ends (release): a cached relation of this run that
+        # Spark recomputes from its lineage reads the version it was made from.
+        self._rewritten[name] = root
 
     def _location(self, name: str) -> str | None:
         rows = self.spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()
@@ -536,11 +544,8 @@ def _param(value: Any) -> Any:
 
 
 def _local_path(location: str) -> str:
-    return location[len("file:"):] if location.startswith("file:") else location
-
-
-def _is_version_dir(location: str) -> bool:
-    return re.search(r"/v\d+/?$", _local_path(location)) is not None
+    """A ``file:`` URI as a local path (other schemes unchanged)."""
+    return re.sub(r"^file:/*", "/", location) if location.startswith("file:") else location
 
 
 def _newest_version(root: str) -> str | None:
