@@ -36,7 +36,8 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from claude_batch import config as config_mod  # noqa: E402
-from claude_batch import pipeline, workloads  # noqa: E402
+from claude_batch import pipeline  # noqa: E402
+import workloads  # noqa: E402
 from claude_batch.warehouse import Warehouse  # noqa: E402
 from scale import free_port, wait_ready  # noqa: E402
 
