@@ -159,8 +159,7 @@ class DuckDBTarget(Target):
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
     def add_source_rows(self, table: str, schema: str, rows: list[tuple]) -> None:
-        cols = ", ".join(f'"{c.strip().split(" ")[0]}" {c.strip().split(" ", 1)[1]}'
-                         for c in _split_schema(schema))
+        cols = ", ".join(f'"{name}" {typ}' for name, typ in _split_schema(schema))
         self.session.execute(f'CREATE TABLE IF NOT EXISTS app."{table}" ({cols})')
         marks = ", ".join("?" * len(rows[0]))
         self.session.executemany(f'INSERT INTO app."{table}" VALUES ({marks})', [list(r) for r in rows])
@@ -172,12 +171,12 @@ class DuckDBTarget(Target):
         return f'"main"."{name}"'
 
 
-def _split_schema(schema: str) -> list[str]:
-    """'a INT, `b c` STRING' → ['a INTEGER', 'b c VARCHAR'] (Spark DDL to DuckDB)."""
+def _split_schema(schema: str) -> list[tuple[str, str]]:
+    """'a INT, `b c` STRING' → [('a', 'INTEGER'), ('b c', 'VARCHAR')] (Spark DDL to DuckDB's)."""
     out = []
     for part in schema.split(","):
         name, typ = part.strip().rsplit(" ", 1)
-        out.append(f"{name.strip('`')} {'VARCHAR' if typ.upper() == 'STRING' else 'INTEGER' if typ.upper() == 'INT' else typ}")
+        out.append((name.strip("`"), {"STRING": "VARCHAR", "INT": "INTEGER"}.get(typ.upper(), typ)))
     return out
 
 

@@ -139,9 +139,9 @@ def test_errored_requests_are_retried(target, emulator):
     target.add_source_rows("reviews", REVIEWS, [(1, "I love it"), (2, "It broke")])
     runner = ModelRunner(target, {"mode": "batch", "pack_size": 1})
     emulator.set_faults({"errored_fraction": 1.0})
-    runner.run("review_sentiment")
-    runner.run("review_sentiment")  # collects two errored results, sends both again (attempt 2)
+    runner.run("review_sentiment")  # the batch's requests all come back errored
     emulator.set_faults({})
+    runner.run("review_sentiment")  # collects two errored results, sends both again (attempt 2)
     runner.run("review_sentiment")  # collects the retries
     got = {r["id"]: r for r in output(target)}
     assert {r["status"] for r in got.values()} == {"succeeded"} and {r["attempt"] for r in got.values()} == {2}
