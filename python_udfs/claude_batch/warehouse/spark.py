@@ -358,7 +358,7 @@ class SparkWarehouse(Warehouse):
         for table in self.spark.catalog.listTables(self.state_schema):
             if table.tableType == "VIEW" or table.isTemporary:
                 continue
-            cols = self.spark.catalog.listColumns(table.name, self.state_schema)
+            cols = self.spark.catalog.listColumns(f"{self.state_schema}.{table.name}")
             out[table.name] = {c.name: _FROM_SPARK.get(c.dataType.lower(), c.dataType.upper()) for c in cols}
         return out
 
