@@ -226,7 +226,8 @@ def project_settings() -> dict:
         m = _VAR.match(str(value).strip())
         if m:
             text = m.group(1).strip()
-            value = None if text == "none" else ast.literal_eval(text)
+            jinja = {"none": None, "true": True, "false": False}  # Jinja's literals
+            value = jinja[text.lower()] if text.lower() in jinja else ast.literal_eval(text)
         if value is not None:
             out[name] = value
     return out
