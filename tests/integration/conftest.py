@@ -90,6 +90,15 @@ class DbtProject:
         finally:
             con.close()
 
+    def logged(self, run) -> str:
+        """What one in-process dbt invocation (``run``) added to the project's dbt.log."""
+        path = self.logs / "dbt.log"
+        before = path.stat().st_size if path.exists() else 0
+        run()
+        with open(path, encoding="utf-8") as fh:
+            fh.seek(before)
+            return fh.read()
+
     def table(self, name: str = "review_sentiment", order: str = "id") -> dict[Any, dict]:
         rows = self.dicts(f"SELECT * FROM main.{name} ORDER BY {order}")
         return {r["id"]: r for r in rows} if name == "review_sentiment" else {

@@ -20,16 +20,6 @@ def sent(emulator) -> Counter:
     return Counter(t for e in emulator.received() if e.get("batch") not in (None, "messages") for t in e["rows"])
 
 
-def logged(project, run) -> str:
-    """What one in-process dbt invocation added to the project's dbt.log."""
-    path = project.logs / "dbt.log"
-    before = path.stat().st_size if path.exists() else 0
-    run()
-    with open(path, encoding="utf-8") as fh:
-        fh.seek(before)
-        return fh.read()
-
-
 def execute(project, sql: str, params: list | None = None) -> None:
     con = duckdb.connect(str(project.db))
     try:
@@ -55,9 +45,9 @@ def last_note(project) -> str:
 def test_a_noop_after_a_verified_one_is_short_circuited_and_logs_the_same(project, emulator):
     assert marked(project) == 1
     before = project.table()
-    first = logged(project, lambda: project.dbt("run"))
+    first = project.logged(lambda: project.dbt("run"))
     assert "no change since run" in last_note(project)
-    second = logged(project, lambda: project.dbt("run"))
+    second = project.logged(lambda: project.dbt("run"))
     assert project.table() == before
     line = "nothing new to classify: 4 row(s) answered from stored results"
     assert first.count(line) == second.count(line) == 1, (first, second)

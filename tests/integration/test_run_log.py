@@ -11,16 +11,6 @@ REVIEWS = [
 ]
 
 
-def logged(project, run) -> str:
-    """What one in-process dbt invocation added to the project's dbt.log."""
-    path = project.logs / "dbt.log"
-    before = path.stat().st_size if path.exists() else 0
-    run()
-    with open(path, encoding="utf-8") as fh:
-        fh.seek(before)
-        return fh.read()
-
-
 def test_caching_warning_is_printed_once_with_the_runs_request_count(project, emulator):
     """Haiku 5.5's caching minimum is 512 tokens and this prefix is shorter, so the run warns. Five
     texts two a request are three requests (not 5 // 2), and the warning is printed once: not a
@@ -40,7 +30,7 @@ def test_rows_answered_from_stored_results_are_counted(project, emulator):
     project.dbt("run")
     project.dbt("run")
     project.add_reviews([(10, REVIEWS[0][1]), (11, REVIEWS[1][1])])  # texts already classified
-    log = logged(project, lambda: project.dbt("run"))
+    log = project.logged(lambda: project.dbt("run"))
     assert "nothing new to classify: 5 row(s) answered from stored results" in log, log
     assert len([e for e in emulator.received()]) == 1  # the first run's one request, nothing since
 
@@ -51,11 +41,11 @@ def test_rows_on_an_older_version_are_counted_with_how_to_reclassify(project, em
     project.dbt("run")
     changed = {"cb_instructions": "Classify the sentiment of each review, carefully."}
     project.add_reviews([(20, "Love it, great")])
-    log = logged(project, lambda: project.dbt("run", vars=changed))
+    log = project.logged(lambda: project.dbt("run", vars=changed))
     lines = [ln for ln in log.splitlines() if "older classifier version" in ln]
     assert len(lines) == 1, log
     assert "3 row(s)" in lines[0] and "claude_reclassify: true" in lines[0], lines[0]
-    log = logged(project, lambda: project.dbt("run", vars={**changed, "claude_reclassify": True}))
+    log = project.logged(lambda: project.dbt("run", vars={**changed, "claude_reclassify": True}))
     assert "older classifier version" not in log
 
 
@@ -63,7 +53,7 @@ def test_submit_progress_counts_the_batches_texts_after_a_preflight(project, emu
     """The preflight answers the first request (two texts) in real time; the batches carry the other
     three, and the progress line counts those: 3/3, not 5/3."""
     project.add_reviews(REVIEWS)
-    log = logged(project, lambda: project.dbt("run", vars={"cb_pack_size": 2, "cb_preflight": "auto"}))
+    log = project.logged(lambda: project.dbt("run", vars={"cb_pack_size": 2, "cb_preflight": "auto"}))
     progress = [ln for ln in log.splitlines() if "submitting: " in ln]
     assert progress and "submitting: 3/3 text(s)" in progress[-1], progress
     assert "planned" not in log  # texts and requests are said once, in the estimate and the summary

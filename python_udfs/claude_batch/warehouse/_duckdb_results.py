@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .base import ResultShape, StagedResults, quote_literal
+from .base import USAGE_SQL, ResultShape, StagedResults, quote_literal
 
 # Up to this many labels, a row's labels are judged from one bit mask (a bit per label, bit 63 for
 # one outside the set); more take the general aggregates.
@@ -71,18 +71,7 @@ def stage(wh: Any, path: str, *, requests_table: str, submission_key: str, shape
     if unknown:
         wh.execute("DELETE FROM cb_tmp_lines WHERE item_count IS NULL")
 
-    # Usage was read once per line into a typed struct (``u``); cache writes by TTL when the API
-    # breaks them down, else the single cache_creation_input_tokens figure counts as 5-minute writes.
-    usage = {
-        "input_tokens": "coalesce(u.input_tokens, 0)",
-        "output_tokens": "coalesce(u.output_tokens, 0)",
-        "cache_write_5m_tokens": """CASE WHEN u.cache_creation IS NULL THEN coalesce(u.cache_creation_input_tokens, 0)
-            ELSE coalesce(u.cache_creation.ephemeral_5m_input_tokens, 0) END""",
-        "cache_write_1h_tokens": "coalesce(u.cache_creation.ephemeral_1h_input_tokens, 0)",
-        "cache_read_tokens": "coalesce(u.cache_read_input_tokens, 0)",
-        "service_tier": "coalesce(u.service_tier, 'standard')",
-        "thinking_tokens": "coalesce(u.output_tokens_details.thinking_tokens, 0)",
-    }
+    usage = USAGE_SQL  # usage was read once per line into a typed struct (``u``)
     billed = shape.billed_sql(usage)
     # The raw answer is staged for every request; the write keeps it only on rows that did not succeed.
     wh.execute(f"""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
-from .base import ResultShape, StagedResults, quote_literal
+from .base import USAGE_SQL, ResultShape, StagedResults, quote_literal
 
 log = logging.getLogger("claude_batch.collect")
 
@@ -61,16 +61,7 @@ def stage(wh: Any, path: str, *, requests_table: str, submission_key: str, shape
     if unknown:
         log.warning("%d result line(s) had custom_ids this submission never sent; ignored", unknown)
         wh.create_temp_table("cb_tmp_lines", "SELECT * FROM cb_tmp_lines WHERE item_count IS NOT NULL")
-    usage = {
-        "input_tokens": "coalesce(u.input_tokens, 0)",
-        "output_tokens": "coalesce(u.output_tokens, 0)",
-        "cache_write_5m_tokens": """CASE WHEN u.cache_creation IS NULL THEN coalesce(u.cache_creation_input_tokens, 0)
-            ELSE coalesce(u.cache_creation.ephemeral_5m_input_tokens, 0) END""",
-        "cache_write_1h_tokens": "coalesce(u.cache_creation.ephemeral_1h_input_tokens, 0)",
-        "cache_read_tokens": "coalesce(u.cache_read_input_tokens, 0)",
-        "service_tier": "coalesce(u.service_tier, 'standard')",
-        "thinking_tokens": "coalesce(u.output_tokens_details.thinking_tokens, 0)",
-    }
+    usage = USAGE_SQL
     billed = shape.billed_sql(usage)
     cols = list(request_columns)
     wh.create_temp_table("cb_tmp_req", f"""

@@ -44,6 +44,21 @@ def quote_literal(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+# A result line's usage, read once into a struct ``u``, as the request columns of cb_requests (portable
+# SQL, used by every engine's results parser). Cache writes by TTL when the API breaks them down, else the
+# single cache_creation_input_tokens figure counts as 5-minute writes (reference: anthropic-api.md, usage).
+USAGE_SQL = {
+    "input_tokens": "coalesce(u.input_tokens, 0)",
+    "output_tokens": "coalesce(u.output_tokens, 0)",
+    "cache_write_5m_tokens": """CASE WHEN u.cache_creation IS NULL THEN coalesce(u.cache_creation_input_tokens, 0)
+        ELSE coalesce(u.cache_creation.ephemeral_5m_input_tokens, 0) END""",
+    "cache_write_1h_tokens": "coalesce(u.cache_creation.ephemeral_1h_input_tokens, 0)",
+    "cache_read_tokens": "coalesce(u.cache_read_input_tokens, 0)",
+    "service_tier": "coalesce(u.service_tier, 'standard')",
+    "thinking_tokens": "coalesce(u.output_tokens_details.thinking_tokens, 0)",
+}
+
+
 class Sql(str):
     """A SQL expression where a write takes values (``Warehouse.update``): inlined, not bound."""
 
