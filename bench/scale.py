@@ -262,6 +262,18 @@ def measure_size(tmp: Path, n_rows: int, repeats: int, args: argparse.Namespace,
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}
 
 
+
+def start_emulator(state_dir: Path) -> tuple[subprocess.Popen, str]:
+    """The bundled emulator in a process of its own (answers at once); the caller waits with wait_ready."""
+    port = free_port()
+    emu = subprocess.Popen(
+        [sys.executable, "-m", "claude_batch.emulator", "--host", "127.0.0.1", "--port", str(port),
+         "--state-dir", str(state_dir), "--processing-seconds", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(REPO / "python_udfs")},
+    )
+    return emu, f"http://127.0.0.1:{port}"
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -287,14 +299,7 @@ def main() -> int:
     if 0 < args.reference_rows < args.rows:
         sizes.insert(0, args.reference_rows)
     tmp = Path(tempfile.mkdtemp(prefix="cb-scale-"))
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    emu = subprocess.Popen(
-        [sys.executable, "-m", "claude_batch.emulator", "--host", "127.0.0.1", "--port", str(port),
-         "--state-dir", str(tmp / "emulator"), "--processing-seconds", "0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(REPO / "python_udfs")},
-    )
+    emu, base_url = start_emulator(tmp / "emulator")
     per_size: list[dict] = []
     try:
         wait_ready(base_url)

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ from claude_batch import config as config_mod  # noqa: E402
 from claude_batch import pipeline  # noqa: E402
 import workloads  # noqa: E402
 from claude_batch.warehouse import Warehouse  # noqa: E402
-from scale import free_port, wait_ready  # noqa: E402
+from scale import start_emulator, wait_ready  # noqa: E402
 
 
 def local_spark(warehouse_dir: Path, cores: int):
@@ -95,12 +94,7 @@ def main() -> int:
         print("W1 data not found (set CLAUDE_BATCH_DATA_DIR)", file=sys.stderr)
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="cb-spark-scale-"))
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    emu = subprocess.Popen(
-        [sys.executable, "-m", "claude_batch.emulator", "--host", "127.0.0.1", "--port", str(port),
-         "--state-dir", str(tmp / "emulator"), "--processing-seconds", "0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO / "python_udfs")})
+    emu, base_url = start_emulator(tmp / "emulator")
     figures: dict = {"rows": args.rows, "pack_size": args.pack_size, "spark_cores": args.cores}
     spark = None
     try:
